@@ -1,0 +1,43 @@
+# pinroll — run `make help` for the targets.
+GO      ?= go
+BIN     := bin/pinroll
+CONFIG  ?= examples/pinroll.yaml
+PKGS    := ./...
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## Build bin/pinroll
+	$(GO) build -o $(BIN) ./cmd/pinroll
+
+.PHONY: run
+run: build ## Seed the local demo GitOps repo + bbolt ledger under .pinroll/ and serve on :8080
+	./$(BIN) demo --config $(CONFIG)
+	./$(BIN) serve --config $(CONFIG)
+
+.PHONY: test
+test: ## Run the whole test suite (emulator tests run when gcloud is installed; required under CI=true)
+	$(GO) vet $(PKGS)
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+.PHONY: bench
+bench: ## Run the benchmarks (custom metrics such as api-calls/op)
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 $(PKGS)
+
+.PHONY: lint
+lint: ## go vet + gofmt check
+	$(GO) vet $(PKGS)
+	@test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }
+
+.PHONY: fmt
+fmt: ## Format the Go code and Terraform
+	gofmt -w .
+
+.PHONY: clean
+clean: ## Remove bin/ and the local demo state in .pinroll/
+	rm -rf bin .pinroll

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/pinroll/pinroll/internal/app"
+	"github.com/pinroll/pinroll/internal/config"
+	"github.com/pinroll/pinroll/internal/logging"
+	"github.com/pinroll/pinroll/internal/server"
+)
+
+func init() {
+	commands["serve"] = command{
+		summary: "Serve every HTTP route on one port (SPEC §4).",
+		usage:   "[--config F] [--addr HOST:PORT]",
+		run:     serve,
+	}
+}
+
+func serve(ctx context.Context, env *cliEnv, args []string) error {
+	fs := flags(env, "serve")
+	cfgPath := configFlag(fs)
+	defAddr := ":8080"
+	if p := env.getenv("PORT"); p != "" {
+		defAddr = ":" + p
+	}
+	addr := fs.String("addr", defAddr, "listen address (default :$PORT, else :8080)")
+	if pos, err := parse(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usageError{fmt.Sprintf("unexpected argument %q", pos[0])}
+	}
+	cfg, err := config.Load(config.Path(*cfgPath), env.getenv)
+	if err != nil {
+		return err
+	}
+	log := logging.New(env.stdout, slog.LevelInfo)
+	a, err := app.Open(ctx, cfg, env.getenv, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	auth := &server.Auth{OpsToken: cfg.Secrets.OpsToken, Audience: cfg.Secrets.OIDCAudience, Invokers: cfg.Secrets.OIDCInvokers}
+	if auth.Open() {
+		log.Warn("no PINROLL_OPS_TOKEN or PINROLL_OIDC_AUDIENCE set: /gar and the ops routes accept unauthenticated calls (fine for local mode only)")
+	}
+	srv := server.New(server.Options{Engine: a.Engine, Logger: log, Auth: auth, WebhookSecret: cfg.Secrets.WebhookSecret, Project: env.getenv("GOOGLE_CLOUD_PROJECT")})
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", *addr, err)
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute}
+	log.Info("pinroll serving", "addr", ln.Addr().String(), "repo", cfg.Git.Repo, "ledger", cfg.Ledger)
+	if env.ready != nil {
+		env.ready(ln.Addr().String())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	// SIGTERM (Cloud Run gives 10 s): stop accepting, let in-flight pins finish.
+	log.Info("pinroll shutting down")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 9*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+
+	"github.com/pinroll/pinroll/internal/app"
+	"github.com/pinroll/pinroll/internal/config"
+	"github.com/pinroll/pinroll/internal/engine"
+	"github.com/pinroll/pinroll/internal/gar"
+	"github.com/pinroll/pinroll/internal/logging"
+)
+
+func init() {
+	commands["watch"] = command{
+		summary: "Pull Artifact Registry notifications from a Pub/Sub subscription and pin them (pull mode).",
+		usage:   "--subscription projects/P/subscriptions/S [--concurrency N] [--config F]",
+		run:     watch,
+	}
+}
+
+// watchGrace is how long messages being handled when watch is asked to stop
+// (SIGTERM, SIGINT) may take to finish before their work is cancelled and
+// they are left to redelivery.
+const watchGrace = 9 * time.Second
+
+// nackDelay holds a message that failed transiently before it is nacked, so
+// that a subscription without a retry policy does not redeliver it in a hot
+// loop while git or the ledger is down.
+const nackDelay = time.Second
+
+func watch(ctx context.Context, env *cliEnv, args []string) error {
+	fs := flags(env, "watch")
+	cfgPath := configFlag(fs)
+	subName := fs.String("subscription", "", "the pull subscription to the gcr topic, projects/P/subscriptions/S (required)")
+	concurrency := fs.Int("concurrency", 4, "messages handled at once")
+	if pos, err := parse(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usageError{fmt.Sprintf("unexpected argument %q", pos[0])}
+	}
+	project, err := subscriptionProject(*subName)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	if *concurrency < 1 {
+		return usageError{fmt.Sprintf("--concurrency %d: want at least 1", *concurrency)}
+	}
+	cfg, err := config.Load(config.Path(*cfgPath), env.getenv)
+	if err != nil {
+		return err
+	}
+	log := logging.New(env.stdout, slog.LevelInfo)
+	a, err := app.Open(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+
+	// The client outlives the signal: acks of messages finishing during the
+	// grace period still have to reach Pub/Sub.
+	client, err := pubsub.NewClient(context.WithoutCancel(ctx), project)
+	if err != nil {
+		return fmt.Errorf("pubsub client for project %s: %w", project, err)
+	}
+	defer client.Close()
+	sub := client.Subscriber(*subName)
+	sub.ReceiveSettings.NumGoroutines = 1
+	sub.ReceiveSettings.MaxOutstandingMessages = *concurrency
+	sub.ReceiveSettings.ShutdownOptions = &pubsub.ShutdownOptions{
+		Timeout:  watchGrace,
+		Behavior: pubsub.ShutdownBehaviorWaitForProcessing,
+	}
+
+	// Receive cancels its callbacks' context as soon as ctx is done; pins in
+	// flight get watchGrace more to finish, so a stop does not waste them.
+	work, cancelWork := context.WithCancel(engine.WithLogger(context.WithoutCancel(ctx), log))
+	defer cancelWork()
+	stopGrace := context.AfterFunc(ctx, func() {
+		log.Info("pinroll watch stopping: finishing the messages in flight", "grace_s", watchGrace.Seconds())
+		time.AfterFunc(watchGrace, cancelWork)
+	})
+	defer stopGrace()
+
+	w := &watcher{eng: a.Engine, log: log, stop: ctx}
+	log.Info("pinroll watching", "subscription", *subName, "concurrency", *concurrency, "repo", cfg.Git.Repo, "ledger", cfg.Ledger)
+	if err := sub.Receive(ctx, func(_ context.Context, m *pubsub.Message) { w.handle(work, m) }); err != nil {
+		return fmt.Errorf("receive from %s: %w", *subName, err)
+	}
+	log.Info("pinroll watch stopped", "subscription", *subName)
+	return nil
+}
+
+// subscriptionProject returns P of projects/P/subscriptions/S.
+func subscriptionProject(name string) (string, error) {
+	if name == "" {
+		return "", fmt.Errorf("--subscription is required")
+	}
+	parts := strings.Split(name, "/")
+	if len(parts) != 4 || parts[0] != "projects" || parts[2] != "subscriptions" || parts[1] == "" || parts[3] == "" {
+		return "", fmt.Errorf("--subscription %q: want projects/PROJECT/subscriptions/SUBSCRIPTION", name)
+	}
+	return parts[1], nil
+}
+
+// watcher handles the messages of one subscription.
+type watcher struct {
+	eng  *engine.Engine
+	log  *slog.Logger
+	stop context.Context // done once watch is asked to stop
+}
+
+// handle applies one message and acks or nacks it by the ack rule (SPEC §5):
+// ack when the engine returns without error, whatever the outcome, malformed
+// data included; nack a failure worth redelivering.
+func (w *watcher) handle(ctx context.Context, m *pubsub.Message) {
+	start := time.Now()
+	msg, err := gar.ParseData(m.Data)
+	if err != nil {
+		// Redelivering malformed data cannot help.
+		w.logEvent(m.ID, engine.Result{Outcome: engine.Rejected, Reason: err.Error()}, start, nil)
+		m.Ack()
+		return
+	}
+	msg.ID, msg.PublishTime = m.ID, m.PublishTime.UTC()
+	res, err := w.eng.Push(ctx, msg)
+	w.logEvent(m.ID, res, start, err)
+	if err != nil {
+		select {
+		case <-time.After(nackDelay):
+		case <-w.stop.Done():
+		}
+		m.Nack()
+		return
+	}
+	m.Ack()
+}
+
+// logEvent writes the one line per handled message (SPEC §9), with the fields
+// internal/server uses.
+func (w *watcher) logEvent(delivery string, res engine.Result, start time.Time, err error) {
+	attrs := []any{
+		"delivery", delivery,
+		"image", res.Image,
+		"digest", res.Digest,
+		"tag", res.Tag,
+		"outcome", string(res.Outcome),
+		"duration_ms", time.Since(start).Milliseconds(),
+	}
+	switch len(res.Envs) {
+	case 0:
+	case 1:
+		attrs = append(attrs, "env", res.Envs[0].Env)
+	default:
+		envs := make([]string, 0, len(res.Envs))
+		for _, e := range res.Envs {
+			envs = append(envs, e.Env)
+		}
+		attrs = append(attrs, "env", envs)
+	}
+	if c := res.Commit(); c != "" {
+		attrs = append(attrs, "commit", c)
+	}
+	if res.Reason != "" {
+		attrs = append(attrs, "reason", res.Reason)
+	}
+	if res.Duplicate {
+		attrs = append(attrs, "duplicate", true)
+	}
+	switch {
+	case err != nil:
+		attrs = append(attrs, "error", err.Error())
+		w.log.Error("gar message failed", attrs...)
+	case res.Outcome == engine.Rejected:
+		w.log.Warn("gar message", attrs...)
+	default:
+		w.log.Info("gar message", attrs...)
+	}
+}

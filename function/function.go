@@ -1,0 +1,178 @@
+// Package function holds pinroll's Cloud Run functions targets (SPEC §4.5),
+// registered with the Functions Framework for Go
+// (https://github.com/GoogleCloudPlatform/functions-framework-go) in init.
+// One container image serves any of them; FUNCTION_TARGET picks the one it
+// serves (see cmd/function).
+//
+// The targets hold no logic: they decode their input, call the engine that
+// `pinroll serve` shares, and log one line per event (SPEC §9). The app is
+// built from $PINROLL_CONFIG on the first event and reused after that.
+//
+// Targets:
+//   - OnImagePushed (CloudEvent): an Artifact Registry notification delivered
+//     by Eventarc as google.cloud.pubsub.topic.v1.messagePublished (SPEC §4.1).
+package function
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
+	"github.com/cloudevents/sdk-go/v2/event"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+
+	"github.com/pinroll/pinroll/internal/app"
+	"github.com/pinroll/pinroll/internal/config"
+	"github.com/pinroll/pinroll/internal/engine"
+	"github.com/pinroll/pinroll/internal/gar"
+	"github.com/pinroll/pinroll/internal/logging"
+)
+
+func init() {
+	functions.CloudEvent("OnImagePushed", OnImagePushed)
+}
+
+// OnImagePushed handles one Artifact Registry notification, a Pub/Sub
+// messagePublished CloudEvent (https://cloud.google.com/eventarc/docs/cloudevents),
+// with the engine: it pins the digest in every environment tracking its tag.
+//
+// It returns an error only when the message is worth a redelivery (the
+// engine failed, or the app could not be built), so that Eventarc retries it;
+// a message that does not apply, malformed ones included, returns nil and is
+// acknowledged (SPEC §4.1, §5).
+func OnImagePushed(ctx context.Context, ev event.Event) error {
+	t, err := defaultTarget.get(ctx)
+	if err != nil {
+		return err
+	}
+	return t.onImagePushed(ctx, ev)
+}
+
+// target is what the handlers share: the engine and the logger.
+type target struct {
+	eng *engine.Engine
+	log *slog.Logger
+}
+
+// onImagePushed is OnImagePushed over t.
+func (t *target) onImagePushed(ctx context.Context, ev event.Event) error {
+	start := time.Now()
+	ctx = engine.WithLogger(ctx, t.log)
+	msg, err := decode(ctx, ev)
+	if err != nil {
+		// Unreadable or rejected: redelivering the same event cannot help.
+		t.logEvent(ctx, ev.ID(), engine.Result{Outcome: engine.Rejected, Reason: err.Error()}, start, nil)
+		return nil
+	}
+	res, err := t.eng.Push(ctx, msg)
+	t.logEvent(ctx, msg.ID, res, start, err)
+	if err != nil {
+		return fmt.Errorf("gar message %s: %w", msg.ID, err)
+	}
+	return nil
+}
+
+// decode turns the CloudEvent back into the HTTP request Eventarc sent
+// (binary content mode) and decodes it as POST /gar does, so that the
+// function and the server read notifications the same way.
+func decode(ctx context.Context, ev event.Event) (gar.Message, error) {
+	req, err := cehttp.NewHTTPRequestFromEvent(ctx, "http://function.invalid/", ev)
+	if err != nil {
+		return gar.Message{}, fmt.Errorf("%w: encode CloudEvent %s: %w", gar.ErrUnreadable, ev.ID(), err)
+	}
+	return gar.Decode(req, 0)
+}
+
+// logEvent writes the one line per handled event (SPEC §9), with the fields
+// internal/server uses.
+func (t *target) logEvent(ctx context.Context, delivery string, res engine.Result, start time.Time, err error) {
+	attrs := []any{
+		"delivery", delivery,
+		"image", res.Image,
+		"digest", res.Digest,
+		"tag", res.Tag,
+		"outcome", string(res.Outcome),
+		"duration_ms", time.Since(start).Milliseconds(),
+	}
+	switch len(res.Envs) {
+	case 0:
+	case 1:
+		attrs = append(attrs, "env", res.Envs[0].Env)
+	default:
+		envs := make([]string, 0, len(res.Envs))
+		for _, e := range res.Envs {
+			envs = append(envs, e.Env)
+		}
+		attrs = append(attrs, "env", envs)
+	}
+	if c := res.Commit(); c != "" {
+		attrs = append(attrs, "commit", c)
+	}
+	if res.Reason != "" {
+		attrs = append(attrs, "reason", res.Reason)
+	}
+	if res.Duplicate {
+		attrs = append(attrs, "duplicate", true)
+	}
+	switch {
+	case err != nil:
+		attrs = append(attrs, "error", err.Error())
+		t.log.ErrorContext(ctx, "gar message failed", attrs...)
+	case res.Outcome == engine.Rejected:
+		t.log.WarnContext(ctx, "gar message", attrs...)
+	default:
+		t.log.InfoContext(ctx, "gar message", attrs...)
+	}
+}
+
+// defaultTarget is the target the registered functions use, built from the
+// environment on first use.
+var defaultTarget = &lazyTarget{open: openTarget}
+
+// lazyTarget builds a target once. Unlike a sync.Once it tries again after a
+// failure: an instance whose first build hit a passing outage (the ledger
+// unreachable) must not fail every event until the platform recycles it.
+type lazyTarget struct {
+	open func(ctx context.Context) (*target, error)
+
+	mu sync.Mutex
+	t  *target
+}
+
+func (l *lazyTarget) get(ctx context.Context) (*target, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.t != nil {
+		return l.t, nil
+	}
+	t, err := l.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l.t = t
+	return t, nil
+}
+
+// openTarget loads the config named by $PINROLL_CONFIG (else ./pinroll.yaml)
+// and opens the app it describes. The app lives as long as the instance.
+func openTarget(ctx context.Context) (*target, error) {
+	log := logging.New(os.Stdout, slog.LevelInfo)
+	cfg, err := config.Load(config.Path(""), os.Getenv)
+	if err != nil {
+		log.Error("pinroll function: load config", "error", err.Error())
+		return nil, fmt.Errorf("pinroll function: %w", err)
+	}
+	// The app outlives the first event: don't let its cancellation reach
+	// clients that keep the context they were opened with.
+	a, err := app.Open(context.WithoutCancel(ctx), cfg)
+	if err != nil {
+		log.Error("pinroll function: open app", "error", err.Error())
+		return nil, fmt.Errorf("pinroll function: %w", err)
+	}
+	log.Info("pinroll function ready", "repo", cfg.Git.Repo, "ledger", cfg.Ledger)
+	return &target{eng: a.Engine, log: log}, nil
+}

@@ -1,0 +1,139 @@
+// Package app wires pinroll from its configuration: it opens the ledger named
+// by `ledger:`, the git backend named by `git.repo`, and builds the engine that
+// every entry point (the CLI's serve and watch, the function targets) shares.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"google.golang.org/api/option"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/pinroll/pinroll/internal/config"
+	"github.com/pinroll/pinroll/internal/engine"
+	"github.com/pinroll/pinroll/internal/gar"
+	"github.com/pinroll/pinroll/internal/gitops"
+	"github.com/pinroll/pinroll/internal/gitops/github"
+	"github.com/pinroll/pinroll/internal/gitops/local"
+	"github.com/pinroll/pinroll/internal/ledger"
+	"github.com/pinroll/pinroll/internal/ledger/bolt"
+)
+
+// App is a wired pinroll.
+type App struct {
+	Config *config.Config
+	Engine *engine.Engine
+	Ledger ledger.Ledger
+	Repo   gitops.Repo
+
+	closers []func() error
+}
+
+// Open builds the app described by cfg. getenv reads the environment
+// (os.Getenv outside tests); log receives start-up warnings.
+func Open(ctx context.Context, cfg *config.Config, getenv func(string) string, log *slog.Logger) (*App, error) {
+	a := &App{Config: cfg}
+	var err error
+	if a.Ledger, err = OpenLedger(ctx, cfg.Ledger); err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, a.Ledger.Close)
+	if a.Repo, err = OpenRepo(cfg, log); err != nil {
+		_ = a.Close()
+		return nil, err
+	}
+	opts := engine.Options{Config: cfg, Ledger: a.Ledger, Repo: a.Repo}
+	if reg, err := openRegistry(ctx, cfg, getenv); err != nil {
+		log.Warn("Artifact Registry lookups are off: releases wait for their image's push", "reason", err.Error())
+	} else if reg != nil {
+		a.closers = append(a.closers, reg.Close)
+		opts.Registry = reg
+	}
+	a.Engine = engine.New(opts)
+	return a, nil
+}
+
+// RegistryEndpointEnv names an Artifact Registry endpoint to use without TLS
+// or credentials, like the emulator variables of other Google APIs; tests
+// point it at an in-process fake.
+const RegistryEndpointEnv = "PINROLL_ARTIFACT_REGISTRY_ENDPOINT"
+
+// openRegistry opens the Artifact Registry client when some release
+// environment may need to resolve a tag; nil when none does.
+func openRegistry(ctx context.Context, cfg *config.Config, getenv func(string) string) (*gar.Registry, error) {
+	needed := false
+	for _, im := range cfg.Images {
+		needed = needed || im.Source != ""
+	}
+	if !needed {
+		return nil, nil
+	}
+	var opts []option.ClientOption
+	if ep := getenv(RegistryEndpointEnv); ep != "" {
+		opts = append(opts, option.WithEndpoint(ep), option.WithoutAuthentication(),
+			option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
+	}
+	return gar.NewRegistry(ctx, opts...)
+}
+
+// Close releases what Open acquired.
+func (a *App) Close() error {
+	var errs []error
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		errs = append(errs, a.closers[i]())
+	}
+	a.closers = nil
+	return errors.Join(errs...)
+}
+
+// OpenLedger opens the ledger named by a `ledger:` URL.
+func OpenLedger(ctx context.Context, url string) (ledger.Ledger, error) {
+	scheme, rest, _ := strings.Cut(url, "://")
+	switch scheme {
+	case "bolt":
+		l, err := bolt.Open(rest)
+		if err != nil {
+			return nil, fmt.Errorf("open ledger %s: %w", url, err)
+		}
+		return l, nil
+	default:
+		return nil, fmt.Errorf("open ledger %s: want bolt://PATH or firestore://PROJECT[/DATABASE]", url)
+	}
+}
+
+// IsRemote reports whether git.repo names a hosted repository (GitHub or
+// GitHub Enterprise) rather than a path or file:// URL on this machine.
+func IsRemote(repo string) bool {
+	return strings.HasPrefix(repo, "https://") || strings.HasPrefix(repo, "http://")
+}
+
+// OpenRepo opens the git backend named by git.repo: GitHub (or GitHub
+// Enterprise) for an https:// URL, else a repository on this machine.
+func OpenRepo(cfg *config.Config, log *slog.Logger) (gitops.Repo, error) {
+	if IsRemote(cfg.Git.Repo) {
+		s := cfg.Secrets
+		r, err := github.New(github.Options{
+			Repo:           cfg.Git.Repo,
+			APIURL:         cfg.Git.APIURL,
+			Token:          s.GitHubToken,
+			AppID:          s.GitHubAppID,
+			InstallationID: s.GitHubInstallationID,
+			PrivateKey:     s.GitHubPrivateKey,
+			Logger:         log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("open git repo %s: %w", cfg.Git.Repo, err)
+		}
+		return r, nil
+	}
+	r, err := local.Open(cfg.Git.Repo)
+	if err != nil {
+		return nil, fmt.Errorf("open git repo %s: %w", cfg.Git.Repo, err)
+	}
+	return r, nil
+}

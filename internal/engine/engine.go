@@ -1,0 +1,300 @@
+// Package engine turns inputs into pins: an Artifact Registry push is recorded
+// in the ledger, claimed as the desired pin of every environment tracking its
+// tag, and reconciled into git with the rolling commit (SPEC §4.1, §5, §6).
+//
+// The ledger holds the desired state and git converges to it. Each delivery
+// claims its pin in the ledger (a newer ordering key wins atomically), then,
+// holding the branch's lock, re-reads the branch tip and only after that the
+// desired pins, and commits what differs by compare-and-swap. Because the
+// desired state is read after the tip, a commit built from stale desires cannot
+// land: the tip it was built on would have moved. Deliveries that queue on the
+// branch lock find git already at the newest desired pin and commit nothing, so
+// a burst coalesces into one rolling commit.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/pinroll/pinroll/internal/config"
+	"github.com/pinroll/pinroll/internal/gitops"
+	"github.com/pinroll/pinroll/internal/ledger"
+	"github.com/pinroll/pinroll/internal/overlay"
+)
+
+// ErrTransient marks a failure worth retrying: git, the ledger or the network
+// was unavailable, or the branch kept moving. Callers answer 503 (Pub/Sub
+// redelivers) or nack.
+var ErrTransient = errors.New("transient failure")
+
+// Outcome is what handling one message did (SPEC §4.1).
+type Outcome string
+
+// Outcomes of a message. Every one of them is acknowledged.
+const (
+	Pinned     Outcome = "pinned"     // a pin changed in git
+	Unchanged  Outcome = "unchanged"  // the pin already was this digest
+	Recorded   Outcome = "recorded"   // digest stored; no environment tracks this tag
+	Superseded Outcome = "superseded" // a newer message set the pin
+	Held       Outcome = "held"       // automatic updates are paused
+	Ignored    Outcome = "ignored"    // DELETE, unknown repository, ...
+	Rejected   Outcome = "rejected"   // malformed
+	Pending    Outcome = "pending"    // a release waits for its image (SPEC §4.2)
+	Blocked    Outcome = "blocked"    // a release rule stopped a promotion
+)
+
+// rank orders outcomes when one message touches several environments: the
+// message's outcome is the most significant of its environments'.
+var rank = map[Outcome]int{Pinned: 6, Unchanged: 5, Superseded: 4, Held: 3, Blocked: 2, Pending: 1}
+
+// EnvResult is the outcome for one environment.
+type EnvResult struct {
+	Env     string  `json:"env"`
+	Outcome Outcome `json:"outcome"`
+	Digest  string  `json:"digest,omitempty"`
+	Commit  string  `json:"commit,omitempty"`
+}
+
+// Result is what handling one message did.
+type Result struct {
+	Outcome   Outcome     `json:"outcome"`
+	Reason    string      `json:"reason,omitempty"`
+	Image     string      `json:"image,omitempty"`
+	Digest    string      `json:"digest,omitempty"`
+	Tag       string      `json:"tag,omitempty"`
+	Envs      []EnvResult `json:"envs,omitempty"`
+	Duplicate bool        `json:"duplicate,omitempty"`
+}
+
+// Commit returns the commit of the first environment that has one.
+func (r Result) Commit() string {
+	for _, e := range r.Envs {
+		if e.Commit != "" {
+			return e.Commit
+		}
+	}
+	return ""
+}
+
+// Event is published after every pin that changed git (SPEC §3 events).
+type Event struct {
+	Env    string       `json:"env"`
+	Image  string       `json:"image"`
+	Digest string       `json:"digest"`
+	Tag    string       `json:"tag,omitempty"`
+	Commit string       `json:"commit"`
+	Cause  ledger.Cause `json:"cause"`
+	Time   time.Time    `json:"time"`
+}
+
+// Publisher delivers pin events; a failure is logged and never undoes a pin.
+type Publisher interface {
+	Publish(ctx context.Context, ev Event) error
+}
+
+// Options configures an [Engine].
+type Options struct {
+	Config *config.Config
+	Ledger ledger.Ledger
+	Repo   gitops.Repo
+	// Events, when set, receives one event per pin that changed git.
+	Events Publisher
+	// Registry, when set, resolves release tags the ledger does not know.
+	Registry Registry
+	// Attempts and Backoff bound the compare-and-swap retries (see gitops.Writer).
+	Attempts int
+	Backoff  time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Engine applies pins. It is safe for concurrent use.
+type Engine struct {
+	cfg      *config.Config
+	ledger   ledger.Ledger
+	writer   *gitops.Writer
+	events   Publisher
+	registry Registry
+	now      func() time.Time
+	locks    branchLocks
+}
+
+// New returns an engine over the given ledger and repository.
+func New(o Options) *Engine {
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Engine{
+		cfg:      o.Config,
+		ledger:   o.Ledger,
+		events:   o.Events,
+		registry: o.Registry,
+		now:      now,
+		writer: &gitops.Writer{
+			Repo:     o.Repo,
+			Author:   gitops.Signature{Name: o.Config.Git.Author.Name, Email: o.Config.Git.Author.Email},
+			Attempts: o.Attempts,
+			Backoff:  o.Backoff,
+			Now:      now,
+		},
+	}
+}
+
+// Config returns the engine's configuration.
+func (e *Engine) Config() *config.Config { return e.cfg }
+
+// Ledger returns the engine's ledger.
+func (e *Engine) Ledger() ledger.Ledger { return e.ledger }
+
+// target is one (environment, image) pair to reconcile.
+type target struct {
+	env   *config.Environment
+	image *config.Image
+}
+
+// reconcile brings the overlays of targets, all on one branch and of one
+// commit kind, to their desired pins in the ledger, then records in the ledger
+// that those pins are durable. It returns the branch tip that carries them and
+// the pins it committed.
+func (e *Engine) reconcile(ctx context.Context, branch string, kind gitops.Kind, targets []target, subject, text string) (string, []ledger.Pin, error) {
+	unlock, err := e.locks.lock(ctx, branch)
+	if err != nil {
+		return "", nil, fmt.Errorf("%w: wait for branch %s: %w", ErrTransient, branch, err)
+	}
+	defer unlock()
+
+	paths := make([]string, 0, len(targets))
+	for _, t := range targets {
+		if p := t.env.Kustomization(); !slices.Contains(paths, p) {
+			paths = append(paths, p)
+		}
+	}
+	var desired, changed []ledger.Pin
+	var broken error // an overlay that cannot be edited: retrying needs a human first
+	res, err := e.writer.Apply(ctx, branch, paths, func(s gitops.Snapshot) (gitops.Change, error) {
+		desired, changed = desired[:0], changed[:0]
+		ch := gitops.Change{Kind: kind, Subject: subject, Text: text, Files: map[string][]byte{}}
+		for _, t := range targets {
+			// Read after the tip (see the package doc): never commit a desire
+			// older than the tip this commit is built on.
+			pin, ok, err := e.ledger.Pin(ctx, t.env.Name, t.image.Name)
+			if err != nil {
+				return ch, fmt.Errorf("%w: read pin %s/%s: %w", ErrTransient, t.env.Name, t.image.Name, err)
+			}
+			if !ok {
+				continue
+			}
+			path := t.env.Kustomization()
+			src, ok := ch.Files[path]
+			if !ok {
+				if src, ok = s.Files[path]; !ok {
+					broken = fmt.Errorf("environment %s: %s not found on %s at %s", t.env.Name, path, branch, short(s.Commit.SHA))
+					return ch, broken
+				}
+			}
+			edit := overlay.Edit{Name: t.image.Name, Digest: pin.Digest, NewName: t.image.Repository}
+			if t.env.IsRelease() {
+				edit.NewTag = pin.Tag
+			}
+			out, did, err := overlay.Apply(src, edit)
+			if err != nil {
+				broken = fmt.Errorf("environment %s: %s: %w", t.env.Name, path, err)
+				return ch, broken
+			}
+			desired = append(desired, pin)
+			if did {
+				ch.Files[path] = out
+				changed = append(changed, pin)
+				ch.Pins = append(ch.Pins, gitops.Pin{Env: pin.Env, Image: pin.Image, Digest: pin.Digest, Tag: pin.Tag, Time: pin.Key.Time})
+			}
+		}
+		slices.SortStableFunc(ch.Pins, func(a, b gitops.Pin) int { return b.Time.Compare(a.Time) })
+		if len(ch.Pins) == 0 {
+			ch.Files = nil
+		}
+		return ch, nil
+	})
+	switch {
+	case err == nil:
+	case broken != nil || errors.Is(err, ErrTransient):
+		return "", nil, err
+	default:
+		return "", nil, fmt.Errorf("%w: %w", ErrTransient, err)
+	}
+	now := e.now()
+	for _, p := range desired {
+		if err := e.ledger.CommitPin(ctx, p, res.Commit, now); err != nil {
+			return "", nil, fmt.Errorf("%w: record pin %s/%s at %s: %w", ErrTransient, p.Env, p.Image, short(res.Commit), err)
+		}
+	}
+	if res.Changed {
+		e.publish(ctx, changed, res.Commit)
+	}
+	return res.Commit, changed, nil
+}
+
+func (e *Engine) publish(ctx context.Context, pins []ledger.Pin, commit string) {
+	if e.events == nil {
+		return
+	}
+	for _, p := range pins {
+		ev := Event{Env: p.Env, Image: p.Image, Digest: p.Digest, Tag: p.Tag, Commit: commit, Cause: p.Cause, Time: e.now().UTC()}
+		if err := e.events.Publish(ctx, ev); err != nil {
+			Logger(ctx).Warn("publish pin event failed", "env", p.Env, "image", p.Image, "error", err.Error())
+		}
+	}
+}
+
+func short(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	return sha
+}
+
+// branchLocks serialises reconciles per branch within this process; other
+// processes are excluded by the compare-and-swap.
+type branchLocks struct {
+	mu sync.Mutex
+	m  map[string]chan struct{}
+}
+
+func (b *branchLocks) lock(ctx context.Context, branch string) (func(), error) {
+	b.mu.Lock()
+	if b.m == nil {
+		b.m = map[string]chan struct{}{}
+	}
+	ch, ok := b.m[branch]
+	if !ok {
+		ch = make(chan struct{}, 1)
+		b.m[branch] = ch
+	}
+	b.mu.Unlock()
+	select {
+	case ch <- struct{}{}:
+		return func() { <-ch }, nil
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+}
+
+type loggerKey struct{}
+
+// WithLogger returns a context carrying the request's logger.
+func WithLogger(ctx context.Context, l *slog.Logger) context.Context {
+	return context.WithValue(ctx, loggerKey{}, l)
+}
+
+// Logger returns the logger carried by ctx, or slog.Default().
+func Logger(ctx context.Context) *slog.Logger {
+	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
+		return l
+	}
+	return slog.Default()
+}

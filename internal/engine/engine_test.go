@@ -1,0 +1,210 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pinroll/pinroll/internal/config"
+	"github.com/pinroll/pinroll/internal/demo"
+	"github.com/pinroll/pinroll/internal/engine"
+	"github.com/pinroll/pinroll/internal/gar"
+	"github.com/pinroll/pinroll/internal/gitops/local"
+	"github.com/pinroll/pinroll/internal/ledger"
+	"github.com/pinroll/pinroll/internal/ledger/bolt"
+	"github.com/pinroll/pinroll/internal/testing/gittest"
+)
+
+const repo = "asia-northeast2-docker.pkg.dev/PROJECT/backend/server"
+
+func testConfig(t testing.TB, gitDir string) *config.Config {
+	t.Helper()
+	c, err := config.Parse([]byte(fmt.Sprintf(`git: {repo: %s, author: {name: pinroll, email: pinroll@example.com}}
+images: [{name: server, repository: %s}]
+environments:
+  - {name: dev, path: k8s/namespaces/backend/overlays/dev, track: latest}
+  - {name: dev-append, path: k8s/namespaces/backend/overlays/prod, track: edge, commit: append}
+`, gitDir, repo)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+type fixture struct {
+	eng    *engine.Engine
+	ledger ledger.Ledger
+	gitDir string
+}
+
+func newFixture(t testing.TB, wrap func(ledger.Ledger) ledger.Ledger) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	gitDir := filepath.Join(dir, "gitops.git")
+	if _, err := demo.Seed(gitDir, "main"); err != nil {
+		t.Fatal(err)
+	}
+	l, err := bolt.Open(filepath.Join(dir, "ledger.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	r, err := local.Open(gitDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var led ledger.Ledger = l
+	if wrap != nil {
+		led = wrap(l)
+	}
+	return &fixture{eng: engine.New(engine.Options{Config: testConfig(t, gitDir), Ledger: led, Repo: r}), ledger: l, gitDir: gitDir}
+}
+
+func msg(id string, n int, tag string) gar.Message {
+	return gar.Message{ID: id, PublishTime: time.Unix(1_800_000_000+int64(n), 0).UTC(), Action: "INSERT",
+		Repository: repo, Digest: fmt.Sprintf("sha256:%064x", n), Tag: tag}
+}
+
+// crashAfterGit fails the first CommitPin: the process "dies" after the commit
+// landed in git and before the ledger recorded it.
+type crashAfterGit struct {
+	ledger.Ledger
+	crashed atomic.Bool
+}
+
+func (c *crashAfterGit) CommitPin(ctx context.Context, p ledger.Pin, commit string, at time.Time) error {
+	if c.crashed.CompareAndSwap(false, true) {
+		return errors.New("simulated crash")
+	}
+	return c.Ledger.CommitPin(ctx, p, commit, at)
+}
+
+func TestCrashBetweenGitAndLedger(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(l ledger.Ledger) ledger.Ledger { return &crashAfterGit{Ledger: l} })
+	ctx := context.Background()
+	m := msg("m1", 1, "latest")
+	if _, err := f.eng.Push(ctx, m); !errors.Is(err, engine.ErrTransient) {
+		t.Fatalf("first delivery: err = %v, want a transient error (not acknowledged)", err)
+	}
+	log := gittest.Log(t, f.gitDir, "main")
+	if len(log) != 2 {
+		t.Fatalf("the commit should have landed before the crash: %d commits", len(log))
+	}
+	if _, ok, _ := f.ledger.Delivery(ctx, "gar/m1"); ok {
+		t.Fatal("the delivery was marked handled although its pin was not recorded")
+	}
+	res, err := f.eng.Push(ctx, m) // Pub/Sub redelivers
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := gittest.Log(t, f.gitDir, "main")
+	if len(after) != 2 || after[0].SHA != log[0].SHA {
+		t.Fatalf("the redelivery changed git: %d commits, tip %s", len(after), after[0].SHA)
+	}
+	pin, ok, _ := f.ledger.Pin(ctx, "dev", "server")
+	if !ok || pin.Commit != log[0].SHA || pin.Digest != m.Digest {
+		t.Fatalf("ledger pin = %+v, want committed at %s", pin, log[0].SHA)
+	}
+	if h, _ := f.ledger.History(ctx, ledger.HistoryQuery{Env: "dev"}); len(h) != 1 || h[0].Commit != log[0].SHA || h[0].Cause != ledger.CauseGAR {
+		t.Fatalf("history = %+v", h)
+	}
+	if res.Outcome != engine.Unchanged || res.Commit() != log[0].SHA {
+		t.Fatalf("redelivery result = %+v", res)
+	}
+}
+
+func TestAppendModeMakesOneCommitPerPin(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	for i := 1; i <= 3; i++ {
+		if res, err := f.eng.Push(ctx, msg(fmt.Sprint("e", i), i, "edge")); err != nil || res.Outcome != engine.Pinned {
+			t.Fatalf("push %d: %+v %v", i, res, err)
+		}
+	}
+	log := gittest.Log(t, f.gitDir, "main")
+	if len(log) != 4 {
+		t.Fatalf("%d commits, want the seed and 3 append commits", len(log))
+	}
+	for _, c := range log[:3] {
+		if !strings.Contains(c.Message, "\nPinroll-Kind: append\n") {
+			t.Fatalf("not an append commit:\n%s", c.Message)
+		}
+	}
+	// A rolling pin after append commits appends too: it never amends them.
+	if _, err := f.eng.Push(ctx, msg("r", 9, "latest")); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(gittest.Log(t, f.gitDir, "main")); n != 5 {
+		t.Fatalf("%d commits, want 5", n)
+	}
+}
+
+func TestHeldEnvironmentDoesNotMove(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	if err := f.ledger.SetHold(ctx, "dev", "server", true); err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.eng.Push(ctx, msg("h", 1, "latest"))
+	if err != nil || res.Outcome != engine.Held {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if n := len(gittest.Log(t, f.gitDir, "main")); n != 1 {
+		t.Fatalf("a held environment got a commit")
+	}
+	if _, ok, _ := f.ledger.Digest(ctx, "server", msg("h", 1, "").Digest); !ok {
+		t.Fatal("a held push must still record the digest")
+	}
+}
+
+func TestBrokenOverlayIsNotAcknowledged(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	gitDir := filepath.Join(dir, "gitops.git")
+	if _, err := demo.Seed(gitDir, "main"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, gitDir)
+	cfg.Environments[0].Path = "k8s/namespaces/backend/overlays/missing"
+	l, err := bolt.Open(filepath.Join(dir, "l.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	r, err := local.Open(gitDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := engine.New(engine.Options{Config: cfg, Ledger: l, Repo: r})
+	_, err = eng.Push(context.Background(), msg("b", 1, "latest"))
+	if err == nil || errors.Is(err, engine.ErrTransient) || !strings.Contains(err.Error(), "overlays/missing/kustomization.yaml not found") {
+		t.Fatalf("err = %v, want a clear, non-transient error naming the file", err)
+	}
+	if _, ok, _ := l.Delivery(context.Background(), "gar/b"); ok {
+		t.Fatal("a message that could not be applied was marked handled")
+	}
+}
+
+// BenchmarkPinLocal measures one pin end to end on the local backend with the
+// bbolt ledger: dedupe, record, claim, read, edit, amend, compare-and-swap,
+// commit record.
+func BenchmarkPinLocal(b *testing.B) {
+	f := newFixture(b, nil)
+	ctx := context.Background()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		if res, err := f.eng.Push(ctx, msg(fmt.Sprint("b", i), i, "latest")); err != nil || res.Outcome != engine.Pinned {
+			b.Fatalf("%+v %v", res, err)
+		}
+	}
+}

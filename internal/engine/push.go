@@ -1,0 +1,173 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/pinroll/pinroll/internal/config"
+	"github.com/pinroll/pinroll/internal/gar"
+	"github.com/pinroll/pinroll/internal/gitops"
+	"github.com/pinroll/pinroll/internal/ledger"
+)
+
+// Push handles one Artifact Registry notification (SPEC §4.1). It returns an
+// error only for failures worth a redelivery; every other case, including a
+// message that does not apply, is a Result with its Outcome.
+//
+// Ack rule (SPEC §5): Push returns without error only once the message's pin,
+// or a newer one, is durable in git and in the ledger, or the message is
+// recorded as not applying. The delivery id is marked handled last, so a crash
+// anywhere before makes the redelivery do the work again, and finding git
+// already pinned it only records it.
+func (e *Engine) Push(ctx context.Context, m gar.Message) (Result, error) {
+	res := Result{Digest: m.Digest, Tag: m.Tag}
+	if m.ID == "" {
+		return e.push(ctx, m, res)
+	}
+	return e.once(ctx, "gar/"+m.ID, res, func(res Result) (Result, error) { return e.push(ctx, m, res) })
+}
+
+// once runs handle for a delivery that was not handled before, and marks it
+// handled with its outcome only after handle succeeded: a failure anywhere
+// before makes the redelivery do the work again. A delivery seen before
+// answers unchanged, with Duplicate set.
+func (e *Engine) once(ctx context.Context, delivery string, res Result, handle func(Result) (Result, error)) (Result, error) {
+	out, seen, err := e.ledger.Delivery(ctx, delivery)
+	if err != nil {
+		return res, fmt.Errorf("%w: read delivery %s: %w", ErrTransient, delivery, err)
+	}
+	if seen {
+		res.Outcome, res.Duplicate = Unchanged, true
+		res.Reason = "delivery " + delivery + " was already handled (" + out + ")"
+		return res, nil
+	}
+	if res, err = handle(res); err != nil {
+		return res, err
+	}
+	if err := e.ledger.MarkDelivery(ctx, delivery, string(res.Outcome)); err != nil {
+		return res, fmt.Errorf("%w: mark delivery %s: %w", ErrTransient, delivery, err)
+	}
+	return res, nil
+}
+
+func (e *Engine) push(ctx context.Context, m gar.Message, res Result) (Result, error) {
+	if m.Action != "INSERT" {
+		res.Outcome, res.Reason = Ignored, m.Action+" notifications never unpin: the pin stays until a newer push or a manual deploy"
+		return res, nil
+	}
+	img, ok := e.cfg.ImageByRepository(m.Repository)
+	if !ok {
+		res.Outcome, res.Reason = Ignored, "no configured image has repository "+m.Repository
+		return res, nil
+	}
+	res.Image = img.Name
+	key := ledger.Key{Time: m.PublishTime, ID: m.ID}
+	if err := e.ledger.RecordDigest(ctx, img.Name, m.Digest, m.Tag, key); err != nil {
+		return res, fmt.Errorf("%w: record digest %s of %s: %w", ErrTransient, m.Digest, img.Name, err)
+	}
+	if m.Tag == "" {
+		res.Outcome, res.Reason = Recorded, "untagged push: no environment tracks it"
+		return res, nil
+	}
+	// A release published before its image was pushed waits for this push.
+	promoted, err := e.completePromotions(ctx, img, m.Tag, m.Digest)
+	if err != nil {
+		return res, err
+	}
+	res.Envs = promoted
+	var envs []*config.Environment
+	for i := range e.cfg.Environments {
+		env := &e.cfg.Environments[i]
+		if env.Track == m.Tag && env.Carries(img.Name) {
+			envs = append(envs, env)
+		}
+	}
+	if len(envs) == 0 {
+		res.Outcome = combine(res.Envs, Recorded)
+		if len(res.Envs) == 0 {
+			res.Reason = "no environment tracks tag " + m.Tag + " of " + img.Name
+		}
+		return res, nil
+	}
+
+	claimed := map[*config.Environment]Outcome{}
+	for _, env := range envs {
+		out, err := e.claim(ctx, env, img, m, key)
+		if err != nil {
+			return res, err
+		}
+		claimed[env] = out
+	}
+	// Reconcile every environment that is not held, grouped by branch and
+	// commit kind. Superseded ones are reconciled too: the newer pin that beat
+	// them must be durable before this message is acknowledged.
+	type group struct {
+		branch string
+		kind   gitops.Kind
+	}
+	groups := map[group][]target{}
+	var order []group
+	for _, env := range envs {
+		if claimed[env] == Held {
+			continue
+		}
+		g := group{env.Branch, gitops.KindRolling}
+		if !env.Rolling() {
+			g.kind = gitops.KindAppend
+		}
+		if _, ok := groups[g]; !ok {
+			order = append(order, g)
+		}
+		groups[g] = append(groups[g], target{env, img})
+	}
+	commits := map[string]string{}
+	for _, g := range order {
+		commit, _, err := e.reconcile(ctx, g.branch, g.kind, groups[g], "", "")
+		if err != nil {
+			return res, fmt.Errorf("pin %s on %s: %w", img.Name, g.branch, err)
+		}
+		for _, t := range groups[g] {
+			commits[t.env.Name] = commit
+		}
+	}
+	for _, env := range envs {
+		r := EnvResult{Env: env.Name, Outcome: claimed[env], Commit: commits[env.Name]}
+		if r.Outcome != Held {
+			r.Digest = m.Digest
+		}
+		res.Envs = append(res.Envs, r)
+	}
+	res.Outcome = combine(res.Envs, Recorded)
+	return res, nil
+}
+
+// claim makes m the desired pin of (env, img) in the ledger unless a newer
+// message already set it, and says what that means for m.
+func (e *Engine) claim(ctx context.Context, env *config.Environment, img *config.Image, m gar.Message, key ledger.Key) (Outcome, error) {
+	held, err := e.ledger.Held(ctx, env.Name, img.Name)
+	if err != nil {
+		return "", fmt.Errorf("%w: read hold %s/%s: %w", ErrTransient, env.Name, img.Name, err)
+	}
+	if held {
+		return Held, nil
+	}
+	before, had, err := e.ledger.Pin(ctx, env.Name, img.Name)
+	if err != nil {
+		return "", fmt.Errorf("%w: read pin %s/%s: %w", ErrTransient, env.Name, img.Name, err)
+	}
+	cur, applied, err := e.ledger.ClaimPin(ctx, ledger.Pin{
+		Env: env.Name, Image: img.Name, Digest: m.Digest, Tag: m.Tag,
+		Key: key, Cause: ledger.CauseGAR, Time: e.now(),
+	})
+	if err != nil {
+		return "", fmt.Errorf("%w: claim pin %s/%s: %w", ErrTransient, env.Name, img.Name, err)
+	}
+	switch {
+	case cur.Digest == m.Digest && (!applied || (had && before.Digest == m.Digest)):
+		return Unchanged, nil
+	case applied:
+		return Pinned, nil
+	default:
+		return Superseded, nil
+	}
+}

@@ -1,0 +1,297 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/semver"
+
+	"github.com/pinroll/pinroll/internal/config"
+	"github.com/pinroll/pinroll/internal/gar"
+	"github.com/pinroll/pinroll/internal/gitops"
+	"github.com/pinroll/pinroll/internal/ledger"
+)
+
+// Registry resolves an image tag to a digest in Artifact Registry. Errors wrap
+// gar.ErrTagNotFound when the tag does not exist and gar.ErrTransient when the
+// service is unavailable (see gar.Registry).
+type Registry interface {
+	TagDigest(ctx context.Context, repository, tag string) (string, error)
+}
+
+// Release is a GitHub release event (SPEC §4.2).
+type Release struct {
+	Delivery    string // X-GitHub-Delivery
+	Action      string // published, released, edited, ...
+	Repository  string // owner/name
+	Tag         string // the release's tag_name, e.g. v1.2.3
+	Draft       bool
+	Prerelease  bool
+	URL         string // the release's html_url
+	PublishedAt time.Time
+}
+
+// Release handles a GitHub release event: for every release environment
+// carrying an image whose source is the event's repository, it pins the
+// release's tag and digest, or stores a pending promotion when the digest is
+// not known yet (the GAR push of that tag completes it).
+func (e *Engine) Release(ctx context.Context, rel Release) (Result, error) {
+	res := Result{Tag: rel.Tag}
+	if rel.Delivery == "" {
+		return e.release(ctx, rel, res)
+	}
+	return e.once(ctx, "github/"+rel.Delivery, res, func(res Result) (Result, error) { return e.release(ctx, rel, res) })
+}
+
+func (e *Engine) release(ctx context.Context, rel Release, res Result) (Result, error) {
+	switch {
+	case rel.Action != "published" && rel.Action != "released":
+		res.Outcome, res.Reason = Ignored, "release action "+rel.Action+" does not promote (only published and released do)"
+		return res, nil
+	case rel.Draft:
+		res.Outcome, res.Reason = Ignored, "draft releases are never promoted"
+		return res, nil
+	case !IsSemver(rel.Tag):
+		res.Outcome, res.Reason = Ignored, "tag "+rel.Tag+" is not a semantic version (vX.Y.Z)"
+		return res, nil
+	}
+	var images []*config.Image
+	for i := range e.cfg.Images {
+		if im := &e.cfg.Images[i]; im.Source != "" && strings.EqualFold(im.Source, rel.Repository) {
+			images = append(images, im)
+		}
+	}
+	if len(images) == 0 {
+		res.Outcome, res.Reason = Ignored, "no configured image has source "+rel.Repository
+		return res, nil
+	}
+	at := rel.PublishedAt
+	if at.IsZero() {
+		at = e.now()
+	}
+	var errs []error
+	for _, img := range images {
+		res.Image = img.Name
+		for i := range e.cfg.Environments {
+			env := &e.cfg.Environments[i]
+			if !env.IsRelease() || !env.Carries(img.Name) {
+				continue
+			}
+			if rel.Prerelease && !env.Release.Prerelease {
+				res.Envs = append(res.Envs, EnvResult{Env: env.Name, Outcome: Ignored})
+				res.Reason = "prerelease " + rel.Tag + " is not promoted to " + env.Name + " (release.prerelease: false)"
+				continue
+			}
+			p := ledger.Promotion{
+				Env: env.Name, Image: img.Name, Tag: rel.Tag, Source: rel.Repository, URL: rel.URL,
+				Prerelease: rel.Prerelease, Delivery: rel.Delivery, State: ledger.PromotionPending, Created: at.UTC(),
+			}
+			r, why, err := e.promote(ctx, env, img, p, "")
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			res.Envs = append(res.Envs, r)
+			if why != "" {
+				res.Reason = why
+			}
+			if r.Digest != "" {
+				res.Digest = r.Digest
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return res, err
+	}
+	res.Outcome = combine(res.Envs, Ignored)
+	if len(res.Envs) == 0 && res.Reason == "" {
+		res.Reason = "no release environment carries " + images[0].Name
+	}
+	return res, nil
+}
+
+// promote applies one release promotion to env (SPEC §4.2): resolve the tag's
+// digest (unless given), apply the rules, and commit. It returns the outcome
+// and, when it did not pin, why.
+func (e *Engine) promote(ctx context.Context, env *config.Environment, img *config.Image, p ledger.Promotion, digest string) (EnvResult, string, error) {
+	r := EnvResult{Env: env.Name}
+	if digest == "" {
+		d, err := e.resolve(ctx, img, p.Tag)
+		switch {
+		case errors.Is(err, gar.ErrTagNotFound):
+			if err := e.ledger.PutPromotion(ctx, p); err != nil {
+				return r, "", fmt.Errorf("%w: store pending promotion %s/%s %s: %w", ErrTransient, env.Name, img.Name, p.Tag, err)
+			}
+			r.Outcome = Pending
+			return r, img.Name + ":" + p.Tag + " is not in Artifact Registry yet: the promotion waits for its push", nil
+		case err != nil:
+			// Keep the promotion: GitHub does not redeliver, so the GAR
+			// push of the tag (or a later retry) must be able to complete it.
+			if perr := e.ledger.PutPromotion(ctx, p); perr != nil {
+				err = errors.Join(err, perr)
+			}
+			return r, "", fmt.Errorf("%w: resolve %s:%s: %w", ErrTransient, img.Name, p.Tag, err)
+		}
+		digest = d
+	}
+	r.Digest = digest
+	cur, had, err := e.ledger.Pin(ctx, env.Name, img.Name)
+	if err != nil {
+		return r, "", fmt.Errorf("%w: read pin %s/%s: %w", ErrTransient, env.Name, img.Name, err)
+	}
+	if had && IsSemver(cur.Tag) {
+		switch c := semver.Compare(canonical(p.Tag), canonical(cur.Tag)); {
+		case c < 0:
+			r.Outcome = Ignored
+			return r, e.drop(ctx, p, fmt.Sprintf("%s is older than %s pinned in %s: only a manual deploy goes back", p.Tag, cur.Tag, env.Name)), nil
+		case c == 0 && cur.Digest == digest:
+			r.Outcome, r.Commit = Unchanged, cur.Commit
+			return r, e.drop(ctx, p, ""), nil
+		}
+	}
+	if req := env.Release.Require; req != "" {
+		soaked, err := e.ledger.History(ctx, ledger.HistoryQuery{Env: req, Image: img.Name, Digest: digest, Limit: 1})
+		if err != nil {
+			return r, "", fmt.Errorf("%w: read %s history: %w", ErrTransient, req, err)
+		}
+		if len(soaked) == 0 {
+			p.State = ledger.PromotionBlocked
+			p.Reason = fmt.Sprintf("%s %s (%s) was never pinned in %s (release.require: %s)", img.Name, p.Tag, gitops.ShortDigest(digest), req, req)
+			if err := e.ledger.PutPromotion(ctx, p); err != nil {
+				return r, "", fmt.Errorf("%w: record blocked promotion: %w", ErrTransient, err)
+			}
+			r.Outcome = Blocked
+			return r, p.Reason, nil
+		}
+	}
+	pin := ledger.Pin{Env: env.Name, Image: img.Name, Digest: digest, Tag: p.Tag,
+		Key: ledger.Key{Time: p.Created, ID: "release/" + p.Tag}, Cause: ledger.CauseRelease, Time: e.now()}
+	if _, applied, err := e.ledger.ClaimPin(ctx, pin); err != nil {
+		return r, "", fmt.Errorf("%w: claim pin %s/%s: %w", ErrTransient, env.Name, img.Name, err)
+	} else if !applied {
+		r.Outcome = Superseded
+		return r, e.drop(ctx, p, "a newer pin of "+env.Name+"/"+img.Name+" was set after this release"), nil
+	}
+	subject := fmt.Sprintf("release(%s): %s %s", env.Name, img.Name, p.Tag)
+	text := "Release: " + p.URL + "\nDigest: " + digest
+	if p.URL == "" {
+		text = "Digest: " + digest
+	}
+	commit, changed, err := e.reconcile(ctx, env.Branch, gitops.KindRelease, []target{{env, img}}, subject, text)
+	if err != nil {
+		return r, "", fmt.Errorf("promote %s %s to %s: %w", img.Name, p.Tag, env.Name, err)
+	}
+	r.Commit, r.Outcome = commit, Unchanged
+	if len(changed) > 0 {
+		r.Outcome = Pinned
+	}
+	return r, e.drop(ctx, p, ""), nil
+}
+
+// drop removes a promotion that is settled and passes why through. A failure
+// to delete is only logged: a leftover promotion is re-evaluated by the same
+// rules and changes nothing.
+func (e *Engine) drop(ctx context.Context, p ledger.Promotion, why string) string {
+	if err := e.ledger.DeletePromotion(ctx, p.Env, p.Image, p.Tag); err != nil {
+		Logger(ctx).Warn("delete settled promotion failed", "env", p.Env, "image", p.Image, "tag", p.Tag, "error", err.Error())
+	}
+	return why
+}
+
+// resolve finds the digest a tag names: the ledger first (GAR told us), then
+// Artifact Registry. A release tag v1.2.3 also matches an image tag 1.2.3 and
+// the other way round.
+func (e *Engine) resolve(ctx context.Context, img *config.Image, tag string) (string, error) {
+	for _, t := range tagVariants(tag) {
+		d, ok, err := e.ledger.TagDigest(ctx, img.Name, t)
+		if err != nil {
+			return "", fmt.Errorf("ledger: %w", err)
+		}
+		if ok {
+			return d, nil
+		}
+	}
+	if e.registry == nil {
+		return "", gar.ErrTagNotFound
+	}
+	var last error
+	for _, t := range tagVariants(tag) {
+		d, err := e.registry.TagDigest(ctx, img.Repository, t)
+		if err == nil {
+			return d, nil
+		}
+		if !errors.Is(err, gar.ErrTagNotFound) {
+			return "", err
+		}
+		last = err
+	}
+	return "", last
+}
+
+// completePromotions finishes the pending promotions waiting for tag of img,
+// now that a GAR push told us its digest.
+func (e *Engine) completePromotions(ctx context.Context, img *config.Image, tag, digest string) ([]EnvResult, error) {
+	var out []EnvResult
+	for _, t := range tagVariants(tag) {
+		ps, err := e.ledger.Promotions(ctx, img.Name, t)
+		if err != nil {
+			return out, fmt.Errorf("%w: read promotions: %w", ErrTransient, err)
+		}
+		for _, p := range ps {
+			env, ok := e.cfg.EnvironmentByName(p.Env)
+			if p.State != ledger.PromotionPending || !ok || !env.IsRelease() {
+				continue
+			}
+			r, why, err := e.promote(ctx, env, img, p, digest)
+			if err != nil {
+				return out, err
+			}
+			if why != "" {
+				Logger(ctx).Info("pending promotion settled", "env", p.Env, "image", p.Image, "tag", p.Tag, "outcome", string(r.Outcome), "reason", why)
+			}
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// IsSemver reports whether tag is a full semantic version X.Y.Z (with optional
+// pre-release and build suffixes), with or without the leading v (SPEC §4.2).
+// x/mod/semver alone also accepts the shorthands v1 and v1.2, which are not
+// release versions.
+func IsSemver(tag string) bool {
+	v := canonical(tag)
+	core, _, _ := strings.Cut(v, "-")
+	core, _, _ = strings.Cut(core, "+")
+	return semver.IsValid(v) && strings.Count(core, ".") == 2
+}
+
+func canonical(tag string) string {
+	if strings.HasPrefix(tag, "v") {
+		return tag
+	}
+	return "v" + tag
+}
+
+// tagVariants is tag, then the same version with the leading v toggled.
+func tagVariants(tag string) []string {
+	if t, ok := strings.CutPrefix(tag, "v"); ok {
+		return []string{tag, t}
+	}
+	return []string{tag, "v" + tag}
+}
+
+// combine is the most significant of the environments' outcomes, or def.
+func combine(envs []EnvResult, def Outcome) Outcome {
+	out := def
+	best := 0
+	for _, r := range envs {
+		if rank[r.Outcome] > best {
+			best, out = rank[r.Outcome], r.Outcome
+		}
+	}
+	return out
+}

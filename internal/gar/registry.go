@@ -1,0 +1,130 @@
+package gar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	artifactregistry "cloud.google.com/go/artifactregistry/apiv1"
+	"cloud.google.com/go/artifactregistry/apiv1/artifactregistrypb"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Registry errors, for errors.Is.
+var (
+	// ErrTagNotFound means Artifact Registry has no such tag (or no such
+	// package or repository: the API answers NOT_FOUND for all three).
+	ErrTagNotFound = errors.New("tag not found")
+	// ErrTransient means the call failed in a way worth retrying later
+	// (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, INTERNAL).
+	ErrTransient = errors.New("transient Artifact Registry error")
+)
+
+// dockerHostSuffix ends the host of every Artifact Registry docker repository:
+// LOCATION-docker.pkg.dev.
+const dockerHostSuffix = "-docker.pkg.dev"
+
+// Registry resolves tags to digests through the Artifact Registry API
+// (cloud.google.com/go/artifactregistry/apiv1, GetTag). It is safe for
+// concurrent use.
+type Registry struct {
+	client *artifactregistry.Client
+}
+
+// NewRegistry connects to Artifact Registry over gRPC with
+// artifactregistry.NewClient; opts are passed through (credentials, or an
+// endpoint and option.WithoutAuthentication for a fake).
+func NewRegistry(ctx context.Context, opts ...option.ClientOption) (*Registry, error) {
+	c, err := artifactregistry.NewClient(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("new Artifact Registry client: %w", err)
+	}
+	return &Registry{client: c}, nil
+}
+
+// Close closes the connection to Artifact Registry.
+func (r *Registry) Close() error { return r.client.Close() }
+
+// TagDigest returns the digest ("sha256:<64 hex>") tag points at in the
+// docker repository LOCATION-docker.pkg.dev/PROJECT/REPO/PACKAGE, where
+// PACKAGE may contain '/'. It calls GetTag on
+// projects/PROJECT/locations/LOCATION/repositories/REPO/packages/PACKAGE/tags/TAG
+// with the slashes of PACKAGE escaped as %2F, as the API requires.
+//
+// A missing tag gives an error wrapping [ErrTagNotFound]; UNAVAILABLE,
+// DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED and INTERNAL give one wrapping
+// [ErrTransient]; a repository that is not an Artifact Registry docker path
+// gives one wrapping [ErrInvalidReference].
+func (r *Registry) TagDigest(ctx context.Context, repository, tag string) (string, error) {
+	name, err := tagResourceName(repository, tag)
+	if err != nil {
+		return "", fmt.Errorf("resolve %s:%s: %w", repository, tag, err)
+	}
+	t, err := r.client.GetTag(ctx, &artifactregistrypb.GetTagRequest{Name: name})
+	if err != nil {
+		switch status.Code(err) {
+		case codes.NotFound:
+			return "", fmt.Errorf("get tag %s: %w: %w", name, ErrTagNotFound, err)
+		case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted, codes.Internal:
+			return "", fmt.Errorf("get tag %s: %w: %w", name, ErrTransient, err)
+		default:
+			return "", fmt.Errorf("get tag %s: %w", name, err)
+		}
+	}
+	digest, err := versionDigest(t.GetVersion())
+	if err != nil {
+		return "", fmt.Errorf("get tag %s: %w", name, err)
+	}
+	return digest, nil
+}
+
+// tagResourceName maps the docker path LOCATION-docker.pkg.dev/PROJECT/REPO/PKG
+// and a tag to the API's resource name
+// projects/PROJECT/locations/LOCATION/repositories/REPO/packages/PKG/tags/TAG,
+// escaping '/' in PKG as %2F. A domain-scoped project example.com:p appears in
+// docker paths as example.com/p.
+func tagResourceName(repository, tag string) (string, error) {
+	if err := ValidateRepository(repository); err != nil {
+		return "", err
+	}
+	if err := ValidateTag(tag); err != nil {
+		return "", err
+	}
+	host, path, _ := strings.Cut(repository, "/")
+	location, ok := strings.CutSuffix(host, dockerHostSuffix)
+	if !ok || location == "" {
+		return "", fmt.Errorf("%w: %q is not an Artifact Registry docker host (LOCATION%s)", ErrInvalidReference, host, dockerHostSuffix)
+	}
+	parts := strings.Split(path, "/")
+	if len(parts) >= 4 && strings.Contains(parts[0], ".") {
+		parts = append([]string{parts[0] + ":" + parts[1]}, parts[2:]...)
+	}
+	if len(parts) < 3 {
+		return "", fmt.Errorf("%w: %q is not LOCATION%s/PROJECT/REPOSITORY/IMAGE", ErrInvalidReference, repository, dockerHostSuffix)
+	}
+	project, repo, pkg := parts[0], parts[1], strings.Join(parts[2:], "%2F")
+	return "projects/" + project + "/locations/" + location + "/repositories/" + repo +
+		"/packages/" + pkg + "/tags/" + tag, nil
+}
+
+// versionDigest extracts the digest from a version name
+// projects/P/locations/L/repositories/R/packages/PKG/versions/sha256:HEX.
+func versionDigest(version string) (string, error) {
+	_, id, ok := strings.Cut(version, "/versions/")
+	if !ok {
+		return "", fmt.Errorf("tag points at %q, not a version name", version)
+	}
+	// The version id is URL-escaped like the rest of the name; a digest has
+	// nothing to escape, but be tolerant of an escaped ':'.
+	if u, err := url.PathUnescape(id); err == nil {
+		id = u
+	}
+	if err := ValidateDigest(id); err != nil {
+		return "", fmt.Errorf("tag points at version %q: %w", version, err)
+	}
+	return id, nil
+}

@@ -1,0 +1,489 @@
+// Package local is the [gitops.Repo] backend for a git repository on disk,
+// bare or not (SPEC §6.5, the embedded default). Objects are read and written
+// with go-git (https://pkg.go.dev/github.com/go-git/go-git/v5); branches are
+// moved with git's own ref-locking protocol, so that a move is a true
+// compare-and-swap even against another process, such as a `git push` into the
+// same repository, updating the same branch.
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-git/go-billy/v5/osfs"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/storage/filesystem"
+
+	"github.com/pinroll/pinroll/internal/gitops"
+)
+
+// cacheSize bounds the memory go-git's object cache may hold.
+const cacheSize = 16 * cache.MiByte
+
+// Repo is a git repository on disk. It implements [gitops.Repo] and is safe for
+// concurrent use by multiple goroutines, and by other processes that follow
+// git's locking rules (git itself, go-git excepted).
+//
+// Moving the checked-out branch of a non-bare repository leaves its index and
+// work tree alone, as a push would with receive.denyCurrentBranch=ignore: the
+// branch and HEAD show the new commit, while `git status` there shows its
+// changes as reverted until the work tree is brought up to date (for example
+// with `git reset --hard`).
+type Repo struct {
+	gitDir string
+
+	// mu serialises go-git's object storage, which is not safe for concurrent
+	// use: it builds its pack index lazily and rebuilds it on demand.
+	mu sync.Mutex
+	st *filesystem.Storage
+
+	// refMu serialises this process's own moves, so that they compete on
+	// their values rather than on each other's lock files.
+	refMu sync.Mutex
+}
+
+var _ gitops.Repo = (*Repo)(nil)
+
+// Open opens the git repository at repo, a filesystem path or a file:// URL.
+// For a non-bare repository repo is its work tree and the git directory is
+// repo/.git (a .git file pointing elsewhere, as in a linked worktree, is
+// followed); otherwise repo is the git directory itself.
+func Open(repo string) (*Repo, error) {
+	path, err := localPath(repo)
+	if err != nil {
+		return nil, fmt.Errorf("local: open %s: %w", repo, err)
+	}
+	gitDir, err := findGitDir(path)
+	if err != nil {
+		return nil, fmt.Errorf("local: open %s: %w", repo, err)
+	}
+	// Default options: ExclusiveAccess off, so that go-git lists the pack
+	// directory and loose objects afresh instead of trusting a cached view.
+	st := filesystem.NewStorageWithOptions(osfs.New(gitDir), cache.NewObjectLRU(cacheSize), filesystem.Options{})
+	return &Repo{gitDir: gitDir, st: st}, nil
+}
+
+// localPath returns the absolute filesystem path that repo names.
+func localPath(repo string) (string, error) {
+	p := repo
+	if strings.HasPrefix(repo, "file:") {
+		u, err := url.Parse(repo)
+		if err != nil {
+			return "", err
+		}
+		if u.Host != "" && u.Host != "localhost" {
+			return "", fmt.Errorf("file URL with host %q: only local paths are supported", u.Host)
+		}
+		p = filepath.FromSlash(u.Path)
+	}
+	if p == "" {
+		return "", errors.New("empty path")
+	}
+	return filepath.Abs(p)
+}
+
+// findGitDir returns the git directory of the repository at path: path/.git
+// for a non-bare repository, path itself for a bare one.
+func findGitDir(path string) (string, error) {
+	dotGit := filepath.Join(path, ".git")
+	fi, err := os.Stat(dotGit)
+	switch {
+	case err == nil && fi.IsDir():
+		if isGitDir(dotGit) {
+			return dotGit, nil
+		}
+	case err == nil:
+		return gitFile(path, dotGit)
+	}
+	if isGitDir(path) {
+		return path, nil
+	}
+	return "", fmt.Errorf("not a git repository: %w", gitops.ErrNotFound)
+}
+
+// gitFile follows a .git file ("gitdir: <dir>") to the directory holding the
+// repository's branches and objects: the linked worktree's common directory
+// when there is one.
+func gitFile(path, dotGit string) (string, error) {
+	b, err := os.ReadFile(dotGit)
+	if err != nil {
+		return "", err
+	}
+	dir, ok := strings.CutPrefix(strings.TrimSpace(string(b)), "gitdir:")
+	if !ok {
+		return "", fmt.Errorf("%s: not a gitdir file", dotGit)
+	}
+	dir = filepath.FromSlash(strings.TrimSpace(dir))
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(path, dir)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "commondir")); err == nil {
+		common := filepath.FromSlash(strings.TrimSpace(string(b)))
+		if !filepath.IsAbs(common) {
+			common = filepath.Join(dir, common)
+		}
+		dir = common
+	}
+	if !isGitDir(dir) {
+		return "", fmt.Errorf("%s points at %s: not a git directory", dotGit, dir)
+	}
+	return filepath.Clean(dir), nil
+}
+
+// isGitDir reports whether dir looks like a git directory.
+func isGitDir(dir string) bool {
+	for _, name := range []string{"objects", "refs"} {
+		if fi, err := os.Stat(filepath.Join(dir, name)); err != nil || !fi.IsDir() {
+			return false
+		}
+	}
+	_, err := os.Stat(filepath.Join(dir, "HEAD"))
+	return err == nil
+}
+
+// Read returns the tip of branch and the content of paths at that tip, as
+// [gitops.Repo] describes. The tip is read from the ref file, or from
+// packed-refs when there is no loose ref, on every call. A path naming a
+// directory, a symbolic link or a submodule is absent from the Files.
+func (r *Repo) Read(ctx context.Context, branch string, paths ...string) (gitops.Snapshot, error) {
+	ref := "refs/heads/" + branch
+	snap, err := r.read(ctx, branch, paths)
+	if err != nil {
+		return gitops.Snapshot{}, fmt.Errorf("local: read %s: %w", ref, err)
+	}
+	return snap, nil
+}
+
+func (r *Repo) read(ctx context.Context, branch string, paths []string) (gitops.Snapshot, error) {
+	if err := ctx.Err(); err != nil {
+		return gitops.Snapshot{}, err
+	}
+	if err := checkBranch(branch); err != nil {
+		return gitops.Snapshot{}, err
+	}
+	for _, p := range paths {
+		if err := checkPath(p); err != nil {
+			return gitops.Snapshot{}, err
+		}
+	}
+	tip, err := r.readRef("refs/heads/" + branch)
+	if err != nil {
+		return gitops.Snapshot{}, err
+	}
+	if tip == "" {
+		return gitops.Snapshot{}, fmt.Errorf("no such branch: %w", gitops.ErrNotFound)
+	}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, err := r.commit(plumbing.NewHash(tip))
+	if err != nil {
+		return gitops.Snapshot{}, err
+	}
+	snap := gitops.Snapshot{
+		Commit: gitops.Commit{
+			SHA:     c.Hash.String(),
+			Tree:    c.TreeHash.String(),
+			Message: c.Message,
+			Author:  gitops.Signature{Name: c.Author.Name, Email: c.Author.Email, When: c.Author.When},
+		},
+		Files: make(map[string][]byte, len(paths)),
+	}
+	for _, p := range c.ParentHashes {
+		snap.Commit.Parents = append(snap.Commit.Parents, p.String())
+	}
+	trees := map[string]*object.Tree{} // directory path → tree, shared by the paths
+	for _, p := range paths {
+		b, ok, err := r.file(c.TreeHash, trees, p)
+		if err != nil {
+			return gitops.Snapshot{}, fmt.Errorf("%s: %w", p, err)
+		}
+		if ok {
+			snap.Files[p] = b
+		}
+	}
+	return snap, nil
+}
+
+// file returns the content of the regular file at path in the tree root, or
+// false when there is none. trees caches the trees read so far by directory.
+func (r *Repo) file(root plumbing.Hash, trees map[string]*object.Tree, path string) ([]byte, bool, error) {
+	dir, name := "", path
+	if i := strings.LastIndexByte(path, '/'); i >= 0 {
+		dir, name = path[:i], path[i+1:]
+	}
+	t, err := r.dirTree(root, trees, dir)
+	if t == nil || err != nil {
+		return nil, false, err
+	}
+	e := entry(t, name)
+	if e == nil || !e.Mode.IsFile() || e.Mode == filemode.Symlink {
+		return nil, false, nil
+	}
+	o, err := r.object(plumbing.BlobObject, e.Hash)
+	if err != nil {
+		return nil, false, err
+	}
+	rd, err := o.Reader()
+	if err != nil {
+		return nil, false, err
+	}
+	defer rd.Close()
+	b, err := io.ReadAll(rd)
+	if err != nil {
+		return nil, false, err
+	}
+	return b, true, nil
+}
+
+// dirTree returns the tree at directory dir ("" for the root), or nil when
+// there is no such directory.
+func (r *Repo) dirTree(root plumbing.Hash, trees map[string]*object.Tree, dir string) (*object.Tree, error) {
+	if t, ok := trees[dir]; ok {
+		return t, nil
+	}
+	h := root
+	if dir != "" {
+		parentDir, name := "", dir
+		if i := strings.LastIndexByte(dir, '/'); i >= 0 {
+			parentDir, name = dir[:i], dir[i+1:]
+		}
+		parent, err := r.dirTree(root, trees, parentDir)
+		if parent == nil || err != nil {
+			trees[dir] = nil
+			return nil, err
+		}
+		e := entry(parent, name)
+		if e == nil || e.Mode != filemode.Dir {
+			trees[dir] = nil
+			return nil, nil
+		}
+		h = e.Hash
+	}
+	t, err := r.tree(h)
+	if err != nil {
+		return nil, err
+	}
+	trees[dir] = t
+	return t, nil
+}
+
+// entry returns the entry called name in t, or nil.
+func entry(t *object.Tree, name string) *object.TreeEntry {
+	for i := range t.Entries {
+		if t.Entries[i].Name == name {
+			return &t.Entries[i]
+		}
+	}
+	return nil
+}
+
+// WriteCommit writes the blobs, trees and commit of c as loose objects and
+// returns the commit's SHA, as [gitops.Repo] describes; only the trees along
+// the changed paths are rebuilt. An empty BaseTree starts from the empty tree,
+// a zero Committer is the Author, and a zero When is the current time.
+func (r *Repo) WriteCommit(ctx context.Context, c gitops.NewCommit) (string, error) {
+	h, err := r.writeCommit(ctx, c)
+	if err != nil {
+		return "", fmt.Errorf("local: write commit: %w", err)
+	}
+	return h.String(), nil
+}
+
+func (r *Repo) writeCommit(ctx context.Context, c gitops.NewCommit) (plumbing.Hash, error) {
+	if err := ctx.Err(); err != nil {
+		return plumbing.ZeroHash, err
+	}
+	edit, err := newDirEdit(c.Files)
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	var base plumbing.Hash
+	if c.BaseTree != "" {
+		if base, err = parseHash(c.BaseTree); err != nil {
+			return plumbing.ZeroHash, fmt.Errorf("base tree: %w", err)
+		}
+	}
+	parents := make([]plumbing.Hash, 0, len(c.Parents))
+	for _, p := range c.Parents {
+		h, err := parseHash(p)
+		if err != nil {
+			return plumbing.ZeroHash, fmt.Errorf("parent: %w", err)
+		}
+		parents = append(parents, h)
+	}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range parents {
+		if _, err := r.commit(p); err != nil {
+			return plumbing.ZeroHash, fmt.Errorf("parent: %w", err)
+		}
+	}
+	var baseTree *object.Tree
+	if !base.IsZero() {
+		if baseTree, err = r.tree(base); err != nil {
+			return plumbing.ZeroHash, fmt.Errorf("base tree: %w", err)
+		}
+	}
+	root, err := r.writeTree(baseTree, edit)
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+
+	now := time.Now()
+	author, committer := signature(c.Author, now), signature(c.Committer, now)
+	if c.Committer == (gitops.Signature{}) {
+		committer = author
+	}
+	commit := &object.Commit{
+		Author:       author,
+		Committer:    committer,
+		Message:      c.Message,
+		TreeHash:     root,
+		ParentHashes: parents,
+	}
+	o := r.st.NewEncodedObject()
+	if err := commit.Encode(o); err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("encode commit: %w", err)
+	}
+	return r.put(o)
+}
+
+func signature(s gitops.Signature, now time.Time) object.Signature {
+	if s.When.IsZero() {
+		s.When = now
+	}
+	return object.Signature{Name: s.Name, Email: s.Email, When: s.When}
+}
+
+// MoveBranch points branch at to only if it still points at from, as
+// [gitops.Repo] describes. It follows git's ref-locking protocol: it creates
+// refs/heads/<branch>.lock exclusively (an existing lock, held by git or by
+// another pinroll, is reported as ErrConflict and left alone), compares the
+// ref's current value (loose, else packed) with from, writes to into the lock
+// file, appends to the branch's reflog when it has one, and renames the lock
+// file onto the ref. to must be a commit in the repository.
+func (r *Repo) MoveBranch(ctx context.Context, branch, from, to string) error {
+	ref := "refs/heads/" + branch
+	if err := r.moveBranch(ctx, ref, branch, from, to); err != nil {
+		return fmt.Errorf("local: move %s: %w", ref, err)
+	}
+	return nil
+}
+
+func (r *Repo) moveBranch(ctx context.Context, ref, branch, from, to string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkBranch(branch); err != nil {
+		return err
+	}
+	fromHash, err := parseHash(from)
+	if err != nil {
+		return fmt.Errorf("from: %w", err)
+	}
+	toHash, err := parseHash(to)
+	if err != nil {
+		return fmt.Errorf("to: %w", err)
+	}
+	r.mu.Lock()
+	c, err := r.commit(toHash)
+	r.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("to: %w", err)
+	}
+
+	r.refMu.Lock()
+	defer r.refMu.Unlock()
+	return r.casRef(ref, fromHash.String(), toHash.String(), c.Committer)
+}
+
+// commit reads the commit h.
+func (r *Repo) commit(h plumbing.Hash) (*object.Commit, error) {
+	o, err := r.object(plumbing.CommitObject, h)
+	if err != nil {
+		return nil, err
+	}
+	c, err := object.DecodeCommit(r.st, o)
+	if err != nil {
+		return nil, fmt.Errorf("commit %s: %w", h, err)
+	}
+	return c, nil
+}
+
+// tree reads the tree h.
+func (r *Repo) tree(h plumbing.Hash) (*object.Tree, error) {
+	o, err := r.object(plumbing.TreeObject, h)
+	if err != nil {
+		return nil, err
+	}
+	t, err := object.DecodeTree(r.st, o)
+	if err != nil {
+		return nil, fmt.Errorf("tree %s: %w", h, err)
+	}
+	return t, nil
+}
+
+// object reads the object h of type t; r.mu must be held.
+//
+// go-git's object storage reads the index of every pack once and keeps it:
+// loose objects written since are found (they are looked up by path), but a
+// pack written since (by git receive-pack, git gc or git repack) is not, and a
+// pack deleted since (by git gc) fails the lookup. So on any failure the index
+// is dropped and the lookup tried once more.
+func (r *Repo) object(t plumbing.ObjectType, h plumbing.Hash) (plumbing.EncodedObject, error) {
+	o, err := r.st.EncodedObject(t, h)
+	if err != nil {
+		r.st.Reindex()
+		o, err = r.st.EncodedObject(t, h)
+	}
+	if errors.Is(err, plumbing.ErrObjectNotFound) {
+		return nil, fmt.Errorf("%s %s: %w", t, h, gitops.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", t, h, err)
+	}
+	return o, nil
+}
+
+// put writes o unless the repository has it already; r.mu must be held.
+func (r *Repo) put(o plumbing.EncodedObject) (plumbing.Hash, error) {
+	if r.st.HasEncodedObject(o.Hash()) == nil {
+		return o.Hash(), nil
+	}
+	h, err := r.st.SetEncodedObject(o)
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("write %s %s: %w", o.Type(), o.Hash(), err)
+	}
+	return h, nil
+}
+
+// parseHash parses a full hexadecimal object name.
+func parseHash(s string) (plumbing.Hash, error) {
+	if len(s) != 40 || !isHex(s) {
+		return plumbing.ZeroHash, fmt.Errorf("%q is not a 40-hex object name", s)
+	}
+	return plumbing.NewHash(s), nil
+}
+
+func isHex(s string) bool {
+	for i := range len(s) {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,696 @@
+// Package bolt implements [ledger.Ledger] on an embedded bbolt file
+// (go.etcd.io/bbolt), pinroll's local default ledger (SPEC §5, §7).
+//
+// Every write is one bbolt Update transaction; values are JSON. Keys that hold
+// several names join them with \x00, which no name may contain, so a key is
+// unambiguous and byte order sorts by the first name, then the next:
+//
+//	deliveries  id                              → {"outcome"}
+//	digests     image \x00 digest               → {"image","digest","tags","first_seen","last_seen"}
+//	tags        image \x00 tag                  → {"digest","key"} of the newest message carrying tag
+//	pins        env \x00 image                  → {"env","image","digest","tag","key","cause","commit","time"}
+//	holds       env \x00 image                  → {} while held
+//	history     time (12 bytes) + seq (8 bytes) → {"env","image","digest","tag","commit","cause","key","time"}
+//	committed   env \x00 image \x00 key time \x00 key id → history key (one entry per pin key)
+//	promotions  image \x00 tag \x00 env         → {"env","image","tag",…,"created"}
+//
+// History keys sort by entry time (big-endian, sign-flipped Unix seconds, then
+// nanoseconds) and then by insertion sequence, so a reverse cursor scan yields
+// the newest entry first.
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/pinroll/pinroll/internal/ledger"
+)
+
+// ErrLocked is returned by [Open] when another process holds the ledger file.
+var ErrLocked = errors.New("ledger file is locked by another process")
+
+// lockTimeout is how long Open waits for another process to release the file.
+const lockTimeout = 3 * time.Second
+
+// Bucket names.
+var (
+	bucketDeliveries = []byte("deliveries")
+	bucketDigests    = []byte("digests")
+	bucketTags       = []byte("tags")
+	bucketPins       = []byte("pins")
+	bucketHolds      = []byte("holds")
+	bucketHistory    = []byte("history")
+	bucketCommitted  = []byte("committed")
+	bucketPromotions = []byte("promotions")
+)
+
+var buckets = [][]byte{
+	bucketDeliveries, bucketDigests, bucketTags, bucketPins,
+	bucketHolds, bucketHistory, bucketCommitted, bucketPromotions,
+}
+
+// errNUL rejects names that would make a key ambiguous.
+var errNUL = errors.New("name contains a NUL byte")
+
+// Ledger is a [ledger.Ledger] stored in one bbolt file. It is safe for
+// concurrent use within one process; bbolt's file lock keeps other processes out.
+type Ledger struct {
+	db     *bbolt.DB
+	closed atomic.Bool
+}
+
+var _ ledger.Ledger = (*Ledger)(nil)
+
+// Open opens the ledger file at path, creating it and its parent directories
+// if needed. It fails with [ErrLocked] after a few seconds when another process
+// has the file open.
+func Open(path string) (*Ledger, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
+	}
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: lockTimeout})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("bolt: open %s: %w (waited %s)", path, ErrLocked, lockTimeout)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		for _, b := range buckets {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return fmt.Errorf("create bucket %s: %w", b, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
+	}
+	return &Ledger{db: db}, nil
+}
+
+// Close closes the file. Later calls return [ledger.ErrClosed].
+func (l *Ledger) Close() error {
+	if l.closed.Swap(true) {
+		return nil
+	}
+	if err := l.db.Close(); err != nil {
+		return fmt.Errorf("bolt: close %s: %w", l.db.Path(), err)
+	}
+	return nil
+}
+
+// view runs fn in a read-only transaction.
+func (l *Ledger) view(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
+	if err := l.check(ctx); err != nil {
+		return err
+	}
+	return l.mapErr(l.db.View(fn))
+}
+
+// update runs fn in a read-write transaction, committed when fn returns nil.
+func (l *Ledger) update(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
+	if err := l.check(ctx); err != nil {
+		return err
+	}
+	return l.mapErr(l.db.Update(fn))
+}
+
+func (l *Ledger) check(ctx context.Context) error {
+	if l.closed.Load() {
+		return ledger.ErrClosed
+	}
+	return ctx.Err()
+}
+
+func (l *Ledger) mapErr(err error) error {
+	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
+		return ledger.ErrClosed
+	}
+	return err
+}
+
+// --- deliveries ---
+
+type deliveryRecord struct {
+	Outcome string `json:"outcome"`
+}
+
+// Delivery reports the outcome recorded for a delivery id, if it was handled.
+func (l *Ledger) Delivery(ctx context.Context, id string) (outcome string, ok bool, err error) {
+	err = l.view(ctx, func(tx *bbolt.Tx) error {
+		var rec deliveryRecord
+		ok, err = get(tx.Bucket(bucketDeliveries), []byte(id), &rec)
+		outcome = rec.Outcome
+		return err
+	})
+	if err != nil {
+		return "", false, fmt.Errorf("bolt: delivery %s: %w", id, err)
+	}
+	return outcome, ok, nil
+}
+
+// MarkDelivery records that delivery id was handled with outcome; marking the
+// same id again keeps the first outcome.
+func (l *Ledger) MarkDelivery(ctx context.Context, id, outcome string) error {
+	err := l.update(ctx, func(tx *bbolt.Tx) error {
+		if id == "" {
+			return errors.New("empty delivery id")
+		}
+		b := tx.Bucket(bucketDeliveries)
+		if b.Get([]byte(id)) != nil {
+			return nil
+		}
+		return put(b, []byte(id), deliveryRecord{Outcome: outcome})
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: mark delivery %s: %w", id, err)
+	}
+	return nil
+}
+
+// --- digests and tags ---
+
+type keyRecord struct {
+	Time time.Time `json:"time,omitzero"`
+	ID   string    `json:"id,omitempty"`
+}
+
+func toKeyRecord(k ledger.Key) keyRecord { return keyRecord{Time: k.Time.UTC(), ID: k.ID} }
+func (k keyRecord) key() ledger.Key      { return ledger.Key{Time: k.Time, ID: k.ID} }
+
+type digestRecord struct {
+	Image     string    `json:"image"`
+	Digest    string    `json:"digest"`
+	Tags      []string  `json:"tags,omitempty"`
+	FirstSeen time.Time `json:"first_seen,omitzero"`
+	LastSeen  time.Time `json:"last_seen,omitzero"`
+}
+
+type tagRecord struct {
+	Digest string    `json:"digest"`
+	Key    keyRecord `json:"key"`
+}
+
+// RecordDigest records that image was pushed with digest, adding tag (when not
+// empty) to the digest's tags and moving the tag to digest unless a newer
+// message already moved it elsewhere.
+func (l *Ledger) RecordDigest(ctx context.Context, image, digest, tag string, key ledger.Key) error {
+	err := l.update(ctx, func(tx *bbolt.Tx) error {
+		dk, err := join(image, digest)
+		if err != nil {
+			return err
+		}
+		digests := tx.Bucket(bucketDigests)
+		rec := digestRecord{Image: image, Digest: digest}
+		if _, err := get(digests, dk, &rec); err != nil {
+			return err
+		}
+		if t := key.Time.UTC(); !t.IsZero() {
+			if rec.FirstSeen.IsZero() || t.Before(rec.FirstSeen) {
+				rec.FirstSeen = t
+			}
+			if t.After(rec.LastSeen) {
+				rec.LastSeen = t
+			}
+		}
+		if tag != "" && !slices.Contains(rec.Tags, tag) {
+			rec.Tags = append(rec.Tags, tag)
+		}
+		if err := put(digests, dk, rec); err != nil {
+			return err
+		}
+		if tag == "" {
+			return nil
+		}
+		tk, err := join(image, tag)
+		if err != nil {
+			return err
+		}
+		tags := tx.Bucket(bucketTags)
+		var cur tagRecord
+		found, err := get(tags, tk, &cur)
+		if err != nil {
+			return err
+		}
+		if found && key.Less(cur.Key.key()) {
+			return nil // a newer message already moved the tag
+		}
+		return put(tags, tk, tagRecord{Digest: digest, Key: toKeyRecord(key)})
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: record digest %s@%s: %w", image, digest, err)
+	}
+	return nil
+}
+
+// Digest returns the record of one digest of image.
+func (l *Ledger) Digest(ctx context.Context, image, digest string) (ledger.Digest, bool, error) {
+	var (
+		rec digestRecord
+		ok  bool
+	)
+	err := l.view(ctx, func(tx *bbolt.Tx) error {
+		k, err := join(image, digest)
+		if err != nil {
+			return err
+		}
+		ok, err = get(tx.Bucket(bucketDigests), k, &rec)
+		return err
+	})
+	if err != nil || !ok {
+		return ledger.Digest{}, false, wrapErr(err, "bolt: digest %s@%s", image, digest)
+	}
+	return ledger.Digest{
+		Image: rec.Image, Digest: rec.Digest, Tags: rec.Tags,
+		FirstSeen: rec.FirstSeen, LastSeen: rec.LastSeen,
+	}, true, nil
+}
+
+// TagDigest returns the digest that tag of image names now: the one of the
+// newest message that carried the tag.
+func (l *Ledger) TagDigest(ctx context.Context, image, tag string) (string, bool, error) {
+	var (
+		rec tagRecord
+		ok  bool
+	)
+	err := l.view(ctx, func(tx *bbolt.Tx) error {
+		k, err := join(image, tag)
+		if err != nil {
+			return err
+		}
+		ok, err = get(tx.Bucket(bucketTags), k, &rec)
+		return err
+	})
+	if err != nil || !ok {
+		return "", false, wrapErr(err, "bolt: tag %s:%s", image, tag)
+	}
+	return rec.Digest, true, nil
+}
+
+// --- pins and history ---
+
+type pinRecord struct {
+	Env    string       `json:"env"`
+	Image  string       `json:"image"`
+	Digest string       `json:"digest"`
+	Tag    string       `json:"tag,omitempty"`
+	Key    keyRecord    `json:"key"`
+	Cause  ledger.Cause `json:"cause"`
+	Commit string       `json:"commit,omitempty"`
+	Time   time.Time    `json:"time,omitzero"`
+}
+
+func toPinRecord(p ledger.Pin) pinRecord {
+	return pinRecord{
+		Env: p.Env, Image: p.Image, Digest: p.Digest, Tag: p.Tag, Key: toKeyRecord(p.Key),
+		Cause: p.Cause, Commit: p.Commit, Time: p.Time.UTC(),
+	}
+}
+
+func (r pinRecord) pin() ledger.Pin {
+	return ledger.Pin{
+		Env: r.Env, Image: r.Image, Digest: r.Digest, Tag: r.Tag, Key: r.Key.key(),
+		Cause: r.Cause, Commit: r.Commit, Time: r.Time,
+	}
+}
+
+type entryRecord struct {
+	Env    string       `json:"env"`
+	Image  string       `json:"image"`
+	Digest string       `json:"digest"`
+	Tag    string       `json:"tag,omitempty"`
+	Commit string       `json:"commit"`
+	Cause  ledger.Cause `json:"cause"`
+	Key    keyRecord    `json:"key"`
+	Time   time.Time    `json:"time,omitzero"`
+}
+
+func (r entryRecord) entry() ledger.Entry {
+	return ledger.Entry{
+		Env: r.Env, Image: r.Image, Digest: r.Digest, Tag: r.Tag, Commit: r.Commit,
+		Cause: r.Cause, Key: r.Key.key(), Time: r.Time,
+	}
+}
+
+// Pin returns the pin of (env, image).
+func (l *Ledger) Pin(ctx context.Context, env, image string) (ledger.Pin, bool, error) {
+	var (
+		rec pinRecord
+		ok  bool
+	)
+	err := l.view(ctx, func(tx *bbolt.Tx) error {
+		k, err := join(env, image)
+		if err != nil {
+			return err
+		}
+		ok, err = get(tx.Bucket(bucketPins), k, &rec)
+		return err
+	})
+	if err != nil || !ok {
+		return ledger.Pin{}, false, wrapErr(err, "bolt: pin %s/%s", env, image)
+	}
+	return rec.pin(), true, nil
+}
+
+// Pins returns every pin, ordered by env then image.
+func (l *Ledger) Pins(ctx context.Context) ([]ledger.Pin, error) {
+	var pins []ledger.Pin
+	err := l.view(ctx, func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketPins).ForEach(func(k, v []byte) error {
+			var rec pinRecord
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("decode %q: %w", k, err)
+			}
+			pins = append(pins, rec.pin())
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: pins: %w", err)
+	}
+	return pins, nil
+}
+
+// ClaimPin makes p the pin of (p.Env, p.Image) unless the current pin's key is
+// not older than p.Key; a manual pin always applies. A claim keeping the
+// current digest keeps its Commit; one with a new digest has none yet.
+func (l *Ledger) ClaimPin(ctx context.Context, p ledger.Pin) (current ledger.Pin, applied bool, err error) {
+	err = l.update(ctx, func(tx *bbolt.Tx) error {
+		k, err := join(p.Env, p.Image)
+		if err != nil {
+			return err
+		}
+		b := tx.Bucket(bucketPins)
+		var cur pinRecord
+		found, err := get(b, k, &cur)
+		if err != nil {
+			return err
+		}
+		if found && p.Cause != ledger.CauseManual && !cur.Key.key().Less(p.Key) {
+			current, applied = cur.pin(), false
+			return nil
+		}
+		next := toPinRecord(p)
+		next.Commit = ""
+		if found && cur.Digest == p.Digest {
+			next.Commit = cur.Commit
+		}
+		if err := put(b, k, next); err != nil {
+			return err
+		}
+		current, applied = next.pin(), true
+		return nil
+	})
+	if err != nil {
+		return ledger.Pin{}, false, fmt.Errorf("bolt: claim pin %s/%s: %w", p.Env, p.Image, err)
+	}
+	return current, applied, nil
+}
+
+// CommitPin records that p is durable in git at commit: the pin's Commit and
+// Time are set when its key still equals p.Key, and one history entry is
+// written per (p.Env, p.Image, p.Key); calling it again changes nothing.
+func (l *Ledger) CommitPin(ctx context.Context, p ledger.Pin, commit string, at time.Time) error {
+	err := l.update(ctx, func(tx *bbolt.Tx) error {
+		pk, err := join(p.Env, p.Image)
+		if err != nil {
+			return err
+		}
+		ck, err := join(p.Env, p.Image, p.Key.Time.UTC().Format(time.RFC3339Nano), p.Key.ID)
+		if err != nil {
+			return err
+		}
+		committed := tx.Bucket(bucketCommitted)
+		if committed.Get(ck) != nil {
+			return nil
+		}
+		pins := tx.Bucket(bucketPins)
+		var cur pinRecord
+		found, err := get(pins, pk, &cur)
+		if err != nil {
+			return err
+		}
+		if found && cur.Key.key().Equal(p.Key) {
+			cur.Commit, cur.Time = commit, at.UTC()
+			if err := put(pins, pk, cur); err != nil {
+				return err
+			}
+		}
+		history := tx.Bucket(bucketHistory)
+		seq, err := history.NextSequence()
+		if err != nil {
+			return err
+		}
+		hk := historyKey(at, seq)
+		rec := entryRecord{
+			Env: p.Env, Image: p.Image, Digest: p.Digest, Tag: p.Tag, Commit: commit,
+			Cause: p.Cause, Key: toKeyRecord(p.Key), Time: at.UTC(),
+		}
+		if err := put(history, hk, rec); err != nil {
+			return err
+		}
+		return committed.Put(ck, hk)
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: commit pin %s/%s at %s: %w", p.Env, p.Image, commit, err)
+	}
+	return nil
+}
+
+// historyKey orders history entries by time, then by insertion.
+func historyKey(t time.Time, seq uint64) []byte {
+	k := make([]byte, 20)
+	binary.BigEndian.PutUint64(k, uint64(t.Unix())^(1<<63))
+	binary.BigEndian.PutUint32(k[8:], uint32(t.Nanosecond()))
+	binary.BigEndian.PutUint64(k[12:], seq)
+	return k
+}
+
+// History returns history entries, newest first.
+func (l *Ledger) History(ctx context.Context, q ledger.HistoryQuery) ([]ledger.Entry, error) {
+	var entries []ledger.Entry
+	err := l.view(ctx, func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketHistory).Cursor()
+		for k, v := c.Last(); k != nil; k, v = c.Prev() {
+			var rec entryRecord
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("decode %x: %w", k, err)
+			}
+			if (q.Env != "" && rec.Env != q.Env) || (q.Image != "" && rec.Image != q.Image) ||
+				(q.Digest != "" && rec.Digest != q.Digest) {
+				continue
+			}
+			entries = append(entries, rec.entry())
+			if q.Limit > 0 && len(entries) == q.Limit {
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: history: %w", err)
+	}
+	return entries, nil
+}
+
+// --- holds ---
+
+// SetHold pauses (held) or resumes automatic updates of (env, image).
+func (l *Ledger) SetHold(ctx context.Context, env, image string, held bool) error {
+	err := l.update(ctx, func(tx *bbolt.Tx) error {
+		k, err := join(env, image)
+		if err != nil {
+			return err
+		}
+		b := tx.Bucket(bucketHolds)
+		if !held {
+			return b.Delete(k)
+		}
+		return b.Put(k, []byte("{}"))
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: set hold %s/%s=%t: %w", env, image, held, err)
+	}
+	return nil
+}
+
+// Held reports whether (env, image) is held.
+func (l *Ledger) Held(ctx context.Context, env, image string) (bool, error) {
+	var held bool
+	err := l.view(ctx, func(tx *bbolt.Tx) error {
+		k, err := join(env, image)
+		if err != nil {
+			return err
+		}
+		held = tx.Bucket(bucketHolds).Get(k) != nil
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("bolt: held %s/%s: %w", env, image, err)
+	}
+	return held, nil
+}
+
+// --- promotions ---
+
+type promotionRecord struct {
+	Env        string                `json:"env"`
+	Image      string                `json:"image"`
+	Tag        string                `json:"tag"`
+	Source     string                `json:"source,omitempty"`
+	URL        string                `json:"url,omitempty"`
+	Prerelease bool                  `json:"prerelease,omitempty"`
+	Delivery   string                `json:"delivery,omitempty"`
+	State      ledger.PromotionState `json:"state"`
+	Reason     string                `json:"reason,omitempty"`
+	Created    time.Time             `json:"created,omitzero"`
+}
+
+func (r promotionRecord) promotion() ledger.Promotion {
+	return ledger.Promotion{
+		Env: r.Env, Image: r.Image, Tag: r.Tag, Source: r.Source, URL: r.URL,
+		Prerelease: r.Prerelease, Delivery: r.Delivery, State: r.State, Reason: r.Reason,
+		Created: r.Created,
+	}
+}
+
+// PutPromotion stores p, replacing the promotion of the same (Env, Image, Tag).
+func (l *Ledger) PutPromotion(ctx context.Context, p ledger.Promotion) error {
+	err := l.update(ctx, func(tx *bbolt.Tx) error {
+		k, err := join(p.Image, p.Tag, p.Env)
+		if err != nil {
+			return err
+		}
+		return put(tx.Bucket(bucketPromotions), k, promotionRecord{
+			Env: p.Env, Image: p.Image, Tag: p.Tag, Source: p.Source, URL: p.URL,
+			Prerelease: p.Prerelease, Delivery: p.Delivery, State: p.State, Reason: p.Reason,
+			Created: p.Created.UTC(),
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: put promotion %s/%s:%s: %w", p.Env, p.Image, p.Tag, err)
+	}
+	return nil
+}
+
+// Promotions returns the promotions of image waiting for tag, or every
+// promotion when image and tag are empty, ordered by Created. (An image alone
+// selects all of its promotions.)
+func (l *Ledger) Promotions(ctx context.Context, image, tag string) ([]ledger.Promotion, error) {
+	var ps []ledger.Promotion
+	err := l.view(ctx, func(tx *bbolt.Tx) error {
+		var prefix []byte
+		if image != "" {
+			names := []string{image}
+			if tag != "" {
+				names = append(names, tag)
+			}
+			k, err := join(names...)
+			if err != nil {
+				return err
+			}
+			prefix = append(k, 0)
+		}
+		c := tx.Bucket(bucketPromotions).Cursor()
+		k, v := c.First()
+		if prefix != nil {
+			k, v = c.Seek(prefix)
+		}
+		for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			var rec promotionRecord
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("decode %q: %w", k, err)
+			}
+			if tag != "" && rec.Tag != tag {
+				continue
+			}
+			ps = append(ps, rec.promotion())
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: promotions %s:%s: %w", image, tag, err)
+	}
+	slices.SortStableFunc(ps, func(a, b ledger.Promotion) int { return a.Created.Compare(b.Created) })
+	return ps, nil
+}
+
+// DeletePromotion removes the promotion of (env, image, tag), if any.
+func (l *Ledger) DeletePromotion(ctx context.Context, env, image, tag string) error {
+	err := l.update(ctx, func(tx *bbolt.Tx) error {
+		k, err := join(image, tag, env)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketPromotions).Delete(k)
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: delete promotion %s/%s:%s: %w", env, image, tag, err)
+	}
+	return nil
+}
+
+// --- helpers ---
+
+// join builds a key from names separated by \x00.
+func join(names ...string) ([]byte, error) {
+	n := len(names) - 1
+	for _, s := range names {
+		if strings.IndexByte(s, 0) >= 0 {
+			return nil, fmt.Errorf("%q: %w", s, errNUL)
+		}
+		n += len(s)
+	}
+	k := make([]byte, 0, n)
+	for i, s := range names {
+		if i > 0 {
+			k = append(k, 0)
+		}
+		k = append(k, s...)
+	}
+	return k, nil
+}
+
+// get decodes the value at k into v and reports whether it was there.
+func get(b *bbolt.Bucket, k []byte, v any) (bool, error) {
+	data := b.Get(k)
+	if data == nil {
+		return false, nil
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return true, fmt.Errorf("decode %q: %w", k, err)
+	}
+	return true, nil
+}
+
+// put encodes v as JSON at k.
+func put(b *bbolt.Bucket, k []byte, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %q: %w", k, err)
+	}
+	return b.Put(k, data)
+}
+
+// wrapErr wraps a non-nil err with context; it returns nil for nil.
+func wrapErr(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf(format+": %w", append(args, err)...)
+}

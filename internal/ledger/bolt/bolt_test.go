@@ -1,0 +1,153 @@
+package bolt_test
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pinroll/pinroll/internal/ledger"
+	"github.com/pinroll/pinroll/internal/ledger/bolt"
+	"github.com/pinroll/pinroll/internal/ledger/ledgertest"
+)
+
+func TestContract(t *testing.T) {
+	ledgertest.Run(t, func(t *testing.T) ledger.Ledger {
+		return open(t, filepath.Join(t.TempDir(), "ledger.db"))
+	})
+}
+
+func open(t testing.TB, path string) *bolt.Ledger {
+	t.Helper()
+	l, err := bolt.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func TestOpenCreatesParentDirs(t *testing.T) {
+	t.Parallel()
+	l := open(t, filepath.Join(t.TempDir(), "a", "b", "ledger.db"))
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPersistence(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), ".pinroll", "ledger.db")
+	now := time.Date(2025, 6, 1, 12, 0, 0, 123456789, time.UTC)
+	p := ledger.Pin{
+		Env: "dev", Image: "server", Digest: "sha256:" + strings.Repeat("a", 64), Tag: "latest",
+		Key: ledger.Key{Time: now, ID: "17"}, Cause: ledger.CauseGAR, Time: now,
+	}
+	promo := ledger.Promotion{Env: "prod", Image: "server", Tag: "v1.0.0", State: ledger.PromotionPending, Created: now}
+
+	l := open(t, path)
+	for _, err := range []error{
+		l.MarkDelivery(ctx, "d-1", "pinned"),
+		l.RecordDigest(ctx, p.Image, p.Digest, p.Tag, p.Key),
+		func() error { _, _, err := l.ClaimPin(ctx, p); return err }(),
+		l.CommitPin(ctx, p, "c0ffee1", now.Add(time.Second)),
+		l.SetHold(ctx, "prod", "server", true),
+		l.PutPromotion(ctx, promo),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	l = open(t, path)
+	defer l.Close()
+	if out, ok, err := l.Delivery(ctx, "d-1"); err != nil || !ok || out != "pinned" {
+		t.Errorf("Delivery after restart = %q, %v, %v", out, ok, err)
+	}
+	if d, ok, err := l.TagDigest(ctx, "server", "latest"); err != nil || !ok || d != p.Digest {
+		t.Errorf("TagDigest after restart = %q, %v, %v", d, ok, err)
+	}
+	got, ok, err := l.Pin(ctx, "dev", "server")
+	if err != nil || !ok || got.Commit != "c0ffee1" || !got.Key.Equal(p.Key) || got.Digest != p.Digest {
+		t.Errorf("Pin after restart = %+v, %v, %v", got, ok, err)
+	}
+	if !got.Key.Time.Equal(now) { // bbolt keeps nanoseconds
+		t.Errorf("Pin key time after restart = %v, want %v", got.Key.Time, now)
+	}
+	if h, err := l.History(ctx, ledger.HistoryQuery{}); err != nil || len(h) != 1 || h[0].Commit != "c0ffee1" {
+		t.Errorf("History after restart = %+v, %v", h, err)
+	}
+	// The idempotency index survives too.
+	if err := l.CommitPin(ctx, p, "c0ffee1", now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := l.History(ctx, ledger.HistoryQuery{}); err != nil || len(h) != 1 {
+		t.Errorf("History after a repeated CommitPin = %d entries, %v; want 1", len(h), err)
+	}
+	if held, err := l.Held(ctx, "prod", "server"); err != nil || !held {
+		t.Errorf("Held after restart = %v, %v", held, err)
+	}
+	if ps, err := l.Promotions(ctx, "server", "v1.0.0"); err != nil || len(ps) != 1 {
+		t.Errorf("Promotions after restart = %+v, %v", ps, err)
+	}
+}
+
+func TestOpenLocked(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	l := open(t, path)
+	defer l.Close()
+
+	// flock locks belong to the open file description, so a second Open in
+	// this process is refused just as another process's would be.
+	start := time.Now()
+	second, err := bolt.Open(path)
+	elapsed := time.Since(start)
+	if err == nil {
+		second.Close()
+		t.Fatal("second Open of a locked ledger succeeded")
+	}
+	if !errors.Is(err, bolt.ErrLocked) || !strings.Contains(err.Error(), "locked by another process") {
+		t.Errorf("second Open: error %q, want bolt.ErrLocked", err)
+	}
+	if elapsed > 10*time.Second {
+		t.Errorf("second Open took %s to fail", elapsed)
+	}
+	t.Logf("second Open failed after %s: %v", elapsed.Round(time.Millisecond), err)
+}
+
+func TestNamesWithNUL(t *testing.T) {
+	t.Parallel()
+	l := open(t, filepath.Join(t.TempDir(), "ledger.db"))
+	defer l.Close()
+	if _, _, err := l.ClaimPin(t.Context(), ledger.Pin{Env: "dev\x00x", Image: "server"}); err == nil {
+		t.Error("ClaimPin with a NUL in the env name succeeded")
+	}
+}
+
+func BenchmarkClaimCommit(b *testing.B) {
+	l := open(b, filepath.Join(b.TempDir(), "ledger.db"))
+	defer l.Close()
+	ctx := b.Context()
+	t0 := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		p := ledger.Pin{
+			Env: "dev", Image: "server", Digest: fmt.Sprintf("sha256:%064x", i), Tag: "latest",
+			Key: ledger.Key{Time: t0.Add(time.Duration(i) * time.Second), ID: fmt.Sprint(i)}, Cause: ledger.CauseGAR,
+		}
+		if _, applied, err := l.ClaimPin(ctx, p); err != nil || !applied {
+			b.Fatalf("ClaimPin: applied=%v err=%v", applied, err)
+		}
+		if err := l.CommitPin(ctx, p, fmt.Sprintf("%040x", i), p.Key.Time); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}

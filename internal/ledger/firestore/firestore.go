@@ -1,0 +1,876 @@
+// Package firestore implements [ledger.Ledger] on Cloud Firestore in Native
+// mode (cloud.google.com/go/firestore), pinroll's ledger in the cloud
+// (SPEC §5, ledger: firestore://PROJECT[/DATABASE]).
+//
+// Every read-modify-write is one Firestore transaction (RunTransaction):
+// recording a digest and moving its tag, claiming a pin (the ordering check),
+// committing a pin (its idempotent history entry). Marking a delivery is one
+// Create, whose "must not exist" precondition keeps the first outcome.
+//
+// Document layout. Names are escaped into document ids with url.PathEscape
+// (so "/" never splits a path; "|" joins the parts of a composite id and is
+// always escaped inside a part); see [docID]. Times are Firestore timestamps
+// (microsecond precision); an ordering key is stored as keyTime (timestamp),
+// keyNanos (the nanoseconds a timestamp drops, so keys round-trip exactly)
+// and keyID.
+//
+//	deliveries/{id}                              outcome, at
+//	images/{image}/digests/{digest}              image, digest, firstSeen, lastSeen
+//	images/{image}/digests/{digest}/tags/{tag}   tag, keyTime… of the first message naming it
+//	images/{image}/tags/{tag}                    image, tag, digest, keyTime… of the newest message carrying it
+//	pins/{env|image}                             env, image, digest, tag, keyTime…, cause, commit, time
+//	holds/{env|image}                            env, image, since
+//	history/{env|image}                          env, image (one stream per pinned (env, image))
+//	history/{env|image}/entries/{keyTime|keyID}  env, image, digest, tag, commit, cause, keyTime…, time
+//	promotions/{env|image|tag}                   env, image, tag, source, url, prerelease, delivery, state, reason, created
+//
+// No document holds an unbounded array: a digest named by any number of
+// messages is one small document, its tags one document each below it, every
+// delivery and every history entry a document of its own. A history entry's
+// id derives from (env, image, key), so writing it twice writes one document.
+//
+// Indexes: no query needs a composite index, so a new database works with
+// Firestore's automatic single-field indexes. The queries are: history
+// entries of one stream ordered by time (descending) with a limit, or with
+// time == t (ties at the limit), or with digest == d; promotions with
+// image == i (and tag == t: equality filters only, which Firestore serves by
+// merging single-field indexes). Small sets are read whole and filtered and
+// sorted in memory: pins, holds, promotions and the list of history streams,
+// each bounded by the number of environments, images and waiting releases.
+package firestore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"cloud.google.com/go/firestore"
+	"google.golang.org/api/iterator"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/pinroll/pinroll/internal/ledger"
+)
+
+// maxAttempts bounds the tries of one transaction under contention (Firestore
+// aborts one of two transactions writing the same document; the client backs
+// off and retries). Past it the error is transient for the caller.
+const maxAttempts = 12
+
+// Collection names.
+const (
+	colDeliveries = "deliveries"
+	colImages     = "images"
+	colDigests    = "digests"
+	colTags       = "tags"
+	colPins       = "pins"
+	colHolds      = "holds"
+	colHistory    = "history"
+	colEntries    = "entries"
+	colPromotions = "promotions"
+)
+
+// Ledger is a [ledger.Ledger] stored in a Firestore database. It is safe for
+// concurrent use, also by several processes sharing the database.
+type Ledger struct {
+	client *firestore.Client
+	closed atomic.Bool
+}
+
+var _ ledger.Ledger = (*Ledger)(nil)
+
+// Open connects to the Firestore database of project ("" or "(default)" for
+// the default database) with Application Default Credentials, or with opts.
+// Like every Firestore client it uses the emulator at FIRESTORE_EMULATOR_HOST
+// when that is set. See [firestore.NewClientWithDatabase].
+func Open(ctx context.Context, project, database string, opts ...option.ClientOption) (*Ledger, error) {
+	if database == "" {
+		database = firestore.DefaultDatabaseID
+	}
+	c, err := firestore.NewClientWithDatabase(ctx, project, database, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("firestore: open %s/%s: %w", project, database, err)
+	}
+	return &Ledger{client: c}, nil
+}
+
+// Close closes the client. Later calls return [ledger.ErrClosed].
+func (l *Ledger) Close() error {
+	if l.closed.Swap(true) {
+		return nil
+	}
+	if err := l.client.Close(); err != nil {
+		return fmt.Errorf("firestore: close: %w", err)
+	}
+	return nil
+}
+
+// check fails on a closed ledger or a done context.
+func (l *Ledger) check(ctx context.Context) error {
+	if l.closed.Load() {
+		return ledger.ErrClosed
+	}
+	return ctx.Err()
+}
+
+// wrap adds context to a non-nil err, turning the errors of a client closed
+// meanwhile into [ledger.ErrClosed].
+func (l *Ledger) wrap(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	if l.closed.Load() && !errors.Is(err, ledger.ErrClosed) {
+		err = fmt.Errorf("%w (%v)", ledger.ErrClosed, err)
+	}
+	return fmt.Errorf("firestore: "+format+": %w", append(args, err)...)
+}
+
+// runTx runs fn in a read-write transaction.
+func (l *Ledger) runTx(ctx context.Context, fn func(context.Context, *firestore.Transaction) error) error {
+	if err := l.check(ctx); err != nil {
+		return err
+	}
+	return l.client.RunTransaction(ctx, fn, firestore.MaxAttempts(maxAttempts))
+}
+
+// --- document ids --------------------------------------------------------------
+
+// maxIDBytes is Firestore's limit on a document id.
+const maxIDBytes = 1500
+
+// docID escapes a name into a document id: url.PathEscape, so that "/" and
+// "|" never appear unescaped, with the ids Firestore forbids (empty, ".",
+// "..", "__…") and over-long ones mapped apart. Distinct names give distinct
+// ids. The original names are stored as fields; ids are never decoded.
+func docID(s string) string {
+	if s == "" {
+		return "%" // PathEscape never yields a lone %
+	}
+	id := url.PathEscape(s)
+	switch {
+	case id == "." || id == "..":
+		id = strings.ReplaceAll(id, ".", "%2E")
+	case strings.HasPrefix(id, "__"):
+		id = "%5F" + id[1:]
+	}
+	return id
+}
+
+// compositeID joins escaped names with "|" into one document id, hashing it
+// when it is too long.
+func compositeID(names ...string) string {
+	ids := make([]string, len(names))
+	for i, n := range names {
+		ids[i] = docID(n)
+	}
+	return capID(strings.Join(ids, "|"))
+}
+
+// capID returns id, or a hash of it when it exceeds Firestore's id limit
+// ("%h" never appears in an escaped name).
+func capID(id string) string {
+	if len(id) <= maxIDBytes {
+		return id
+	}
+	sum := sha256.Sum256([]byte(id))
+	return "%hsha256-" + hex.EncodeToString(sum[:])
+}
+
+func (l *Ledger) deliveryRef(id string) *firestore.DocumentRef {
+	return l.client.Collection(colDeliveries).Doc(capID(docID(id)))
+}
+
+func (l *Ledger) imageRef(image string) *firestore.DocumentRef {
+	return l.client.Collection(colImages).Doc(capID(docID(image)))
+}
+
+func (l *Ledger) digestRef(image, digest string) *firestore.DocumentRef {
+	return l.imageRef(image).Collection(colDigests).Doc(capID(docID(digest)))
+}
+
+func (l *Ledger) digestTagRef(image, digest, tag string) *firestore.DocumentRef {
+	return l.digestRef(image, digest).Collection(colTags).Doc(capID(docID(tag)))
+}
+
+func (l *Ledger) tagRef(image, tag string) *firestore.DocumentRef {
+	return l.imageRef(image).Collection(colTags).Doc(capID(docID(tag)))
+}
+
+func (l *Ledger) pinRef(env, image string) *firestore.DocumentRef {
+	return l.client.Collection(colPins).Doc(compositeID(env, image))
+}
+
+func (l *Ledger) holdRef(env, image string) *firestore.DocumentRef {
+	return l.client.Collection(colHolds).Doc(compositeID(env, image))
+}
+
+func (l *Ledger) streamRef(env, image string) *firestore.DocumentRef {
+	return l.client.Collection(colHistory).Doc(compositeID(env, image))
+}
+
+// entryRef is the history entry of (env, image, key): one id per key, so the
+// entry is written once however often the pin is committed.
+func (l *Ledger) entryRef(env, image string, k ledger.Key) *firestore.DocumentRef {
+	ts := k.Time.UTC().Format("20060102T150405.000000000Z")
+	return l.streamRef(env, image).Collection(colEntries).Doc(capID(ts + "|" + docID(k.ID)))
+}
+
+func (l *Ledger) promotionRef(env, image, tag string) *firestore.DocumentRef {
+	return l.client.Collection(colPromotions).Doc(compositeID(env, image, tag))
+}
+
+// --- documents -------------------------------------------------------------------
+
+// keyNanos returns the nanoseconds of t that a Firestore timestamp drops.
+func keyNanos(t time.Time) int64 { return int64(t.Nanosecond() % 1000) }
+
+// keyOf rebuilds a key from its stored fields.
+func keyOf(t time.Time, nanos int64, id string) ledger.Key {
+	if t.IsZero() && nanos == 0 {
+		return ledger.Key{ID: id}
+	}
+	return ledger.Key{Time: t.Add(time.Duration(nanos)), ID: id}
+}
+
+// utc returns t in UTC truncated to microseconds, as a Firestore timestamp
+// keeps it (the service would round it), keeping the zero time zero.
+func utc(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC().Truncate(time.Microsecond)
+}
+
+type deliveryDoc struct {
+	Outcome string    `firestore:"outcome"`
+	At      time.Time `firestore:"at"`
+}
+
+type digestDoc struct {
+	Image     string    `firestore:"image"`
+	Digest    string    `firestore:"digest"`
+	FirstSeen time.Time `firestore:"firstSeen"`
+	LastSeen  time.Time `firestore:"lastSeen"`
+}
+
+type digestTagDoc struct {
+	Tag      string    `firestore:"tag"`
+	KeyTime  time.Time `firestore:"keyTime"`
+	KeyNanos int64     `firestore:"keyNanos"`
+	KeyID    string    `firestore:"keyID"`
+}
+
+type tagDoc struct {
+	Image    string    `firestore:"image"`
+	Tag      string    `firestore:"tag"`
+	Digest   string    `firestore:"digest"`
+	KeyTime  time.Time `firestore:"keyTime"`
+	KeyNanos int64     `firestore:"keyNanos"`
+	KeyID    string    `firestore:"keyID"`
+}
+
+func (d tagDoc) key() ledger.Key { return keyOf(d.KeyTime, d.KeyNanos, d.KeyID) }
+
+type pinDoc struct {
+	Env      string    `firestore:"env"`
+	Image    string    `firestore:"image"`
+	Digest   string    `firestore:"digest"`
+	Tag      string    `firestore:"tag"`
+	KeyTime  time.Time `firestore:"keyTime"`
+	KeyNanos int64     `firestore:"keyNanos"`
+	KeyID    string    `firestore:"keyID"`
+	Cause    string    `firestore:"cause"`
+	Commit   string    `firestore:"commit"`
+	Time     time.Time `firestore:"time"`
+}
+
+func toPinDoc(p ledger.Pin) pinDoc {
+	return pinDoc{
+		Env: p.Env, Image: p.Image, Digest: p.Digest, Tag: p.Tag,
+		KeyTime: utc(p.Key.Time), KeyNanos: keyNanos(p.Key.Time), KeyID: p.Key.ID,
+		Cause: string(p.Cause), Commit: p.Commit, Time: utc(p.Time),
+	}
+}
+
+func (d pinDoc) key() ledger.Key { return keyOf(d.KeyTime, d.KeyNanos, d.KeyID) }
+
+func (d pinDoc) pin() ledger.Pin {
+	return ledger.Pin{
+		Env: d.Env, Image: d.Image, Digest: d.Digest, Tag: d.Tag, Key: d.key(),
+		Cause: ledger.Cause(d.Cause), Commit: d.Commit, Time: utc(d.Time),
+	}
+}
+
+type holdDoc struct {
+	Env   string    `firestore:"env"`
+	Image string    `firestore:"image"`
+	Since time.Time `firestore:"since"`
+}
+
+type streamDoc struct {
+	Env   string `firestore:"env"`
+	Image string `firestore:"image"`
+}
+
+type entryDoc struct {
+	Env      string    `firestore:"env"`
+	Image    string    `firestore:"image"`
+	Digest   string    `firestore:"digest"`
+	Tag      string    `firestore:"tag"`
+	Commit   string    `firestore:"commit"`
+	Cause    string    `firestore:"cause"`
+	KeyTime  time.Time `firestore:"keyTime"`
+	KeyNanos int64     `firestore:"keyNanos"`
+	KeyID    string    `firestore:"keyID"`
+	Time     time.Time `firestore:"time"`
+}
+
+func (d entryDoc) entry() ledger.Entry {
+	return ledger.Entry{
+		Env: d.Env, Image: d.Image, Digest: d.Digest, Tag: d.Tag, Commit: d.Commit,
+		Cause: ledger.Cause(d.Cause), Key: keyOf(d.KeyTime, d.KeyNanos, d.KeyID), Time: utc(d.Time),
+	}
+}
+
+type promotionDoc struct {
+	Env        string    `firestore:"env"`
+	Image      string    `firestore:"image"`
+	Tag        string    `firestore:"tag"`
+	Source     string    `firestore:"source"`
+	URL        string    `firestore:"url"`
+	Prerelease bool      `firestore:"prerelease"`
+	Delivery   string    `firestore:"delivery"`
+	State      string    `firestore:"state"`
+	Reason     string    `firestore:"reason"`
+	Created    time.Time `firestore:"created"`
+}
+
+func (d promotionDoc) promotion() ledger.Promotion {
+	return ledger.Promotion{
+		Env: d.Env, Image: d.Image, Tag: d.Tag, Source: d.Source, URL: d.URL,
+		Prerelease: d.Prerelease, Delivery: d.Delivery, State: ledger.PromotionState(d.State),
+		Reason: d.Reason, Created: utc(d.Created),
+	}
+}
+
+// notFound reports whether err says a document does not exist.
+func notFound(err error) bool { return status.Code(err) == codes.NotFound }
+
+// getDoc reads ref into v (inside tx when tx is not nil) and reports whether
+// the document exists.
+func getDoc(ctx context.Context, tx *firestore.Transaction, ref *firestore.DocumentRef, v any) (bool, error) {
+	var (
+		snap *firestore.DocumentSnapshot
+		err  error
+	)
+	if tx != nil {
+		snap, err = tx.Get(ref)
+	} else {
+		snap, err = ref.Get(ctx)
+	}
+	if notFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("get %s: %w", ref.Path, err)
+	}
+	if err := snap.DataTo(v); err != nil {
+		return true, fmt.Errorf("decode %s: %w", ref.Path, err)
+	}
+	return true, nil
+}
+
+// decode decodes snap into v, if the document exists, and reports whether
+// it does.
+func decode(snap *firestore.DocumentSnapshot, v any) (bool, error) {
+	if !snap.Exists() {
+		return false, nil
+	}
+	if err := snap.DataTo(v); err != nil {
+		return true, fmt.Errorf("decode %s: %w", snap.Ref.Path, err)
+	}
+	return true, nil
+}
+
+// all decodes every document of it into T.
+func all[T any](it *firestore.DocumentIterator) ([]T, error) {
+	defer it.Stop()
+	var out []T
+	for {
+		snap, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		var v T
+		if err := snap.DataTo(&v); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", snap.Ref.Path, err)
+		}
+		out = append(out, v)
+	}
+}
+
+// --- deliveries ------------------------------------------------------------------
+
+// Delivery reports the outcome recorded for a delivery id, if it was handled.
+func (l *Ledger) Delivery(ctx context.Context, id string) (outcome string, ok bool, err error) {
+	if err := l.check(ctx); err != nil {
+		return "", false, l.wrap(err, "delivery %s", id)
+	}
+	var d deliveryDoc
+	ok, err = getDoc(ctx, nil, l.deliveryRef(id), &d)
+	if err != nil {
+		return "", false, l.wrap(err, "delivery %s", id)
+	}
+	return d.Outcome, ok, nil
+}
+
+// MarkDelivery records that delivery id was handled with outcome. Marking the
+// same id again keeps the first outcome: the document is created only if it
+// does not exist yet.
+func (l *Ledger) MarkDelivery(ctx context.Context, id, outcome string) error {
+	if err := l.check(ctx); err != nil {
+		return l.wrap(err, "mark delivery %s", id)
+	}
+	if id == "" {
+		return l.wrap(errors.New("empty delivery id"), "mark delivery")
+	}
+	_, err := l.deliveryRef(id).Create(ctx, deliveryDoc{Outcome: outcome, At: time.Now().UTC()})
+	if status.Code(err) == codes.AlreadyExists {
+		return nil
+	}
+	return l.wrap(err, "mark delivery %s", id)
+}
+
+// --- digests and tags ----------------------------------------------------------
+
+// RecordDigest records that image was pushed with digest, adding tag (when not
+// empty) to the digest's tags. The tag then names this digest, unless a
+// message with a newer key already moved it to another digest.
+func (l *Ledger) RecordDigest(ctx context.Context, image, digest, tag string, key ledger.Key) error {
+	dRef := l.digestRef(image, digest)
+	var dtRef, tRef *firestore.DocumentRef
+	if tag != "" {
+		dtRef, tRef = l.digestTagRef(image, digest, tag), l.tagRef(image, tag)
+	}
+	kt := utc(key.Time)
+	err := l.runTx(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		// Reads first, in one round trip: a transaction cannot read after
+		// it wrote.
+		refs := []*firestore.DocumentRef{dRef}
+		if tag != "" {
+			refs = append(refs, dtRef, tRef)
+		}
+		snaps, err := tx.GetAll(refs)
+		if err != nil {
+			return err
+		}
+		d := digestDoc{Image: image, Digest: digest}
+		dFound, err := decode(snaps[0], &d)
+		if err != nil {
+			return err
+		}
+		var (
+			dtFound, tFound bool
+			dt              digestTagDoc
+			t               tagDoc
+		)
+		if tag != "" {
+			if dtFound, err = decode(snaps[1], &dt); err != nil {
+				return err
+			}
+			if tFound, err = decode(snaps[2], &t); err != nil {
+				return err
+			}
+		}
+
+		changed := !dFound
+		if !kt.IsZero() {
+			if d.FirstSeen.IsZero() || kt.Before(d.FirstSeen) {
+				d.FirstSeen, changed = kt, true
+			}
+			if kt.After(d.LastSeen) {
+				d.LastSeen, changed = kt, true
+			}
+		}
+		if changed {
+			if err := tx.Set(dRef, d); err != nil {
+				return err
+			}
+		}
+		if tag == "" {
+			return nil
+		}
+		if !dtFound || key.Less(keyOf(dt.KeyTime, dt.KeyNanos, dt.KeyID)) {
+			dt = digestTagDoc{Tag: tag, KeyTime: kt, KeyNanos: keyNanos(key.Time), KeyID: key.ID}
+			if err := tx.Set(dtRef, dt); err != nil {
+				return err
+			}
+		}
+		if tFound && !t.key().Less(key) {
+			return nil // a message not older already placed the tag
+		}
+		return tx.Set(tRef, tagDoc{
+			Image: image, Tag: tag, Digest: digest,
+			KeyTime: kt, KeyNanos: keyNanos(key.Time), KeyID: key.ID,
+		})
+	})
+	return l.wrap(err, "record digest %s@%s", image, digest)
+}
+
+// Digest returns the record of one digest of image, with its tags in the
+// order they were first seen.
+func (l *Ledger) Digest(ctx context.Context, image, digest string) (ledger.Digest, bool, error) {
+	if err := l.check(ctx); err != nil {
+		return ledger.Digest{}, false, l.wrap(err, "digest %s@%s", image, digest)
+	}
+	ref := l.digestRef(image, digest)
+	var d digestDoc
+	ok, err := getDoc(ctx, nil, ref, &d)
+	if err != nil || !ok {
+		return ledger.Digest{}, false, l.wrap(err, "digest %s@%s", image, digest)
+	}
+	tags, err := all[digestTagDoc](ref.Collection(colTags).Documents(ctx))
+	if err != nil {
+		return ledger.Digest{}, false, l.wrap(err, "digest %s@%s: tags", image, digest)
+	}
+	slices.SortFunc(tags, func(a, b digestTagDoc) int {
+		ka, kb := keyOf(a.KeyTime, a.KeyNanos, a.KeyID), keyOf(b.KeyTime, b.KeyNanos, b.KeyID)
+		switch {
+		case ka.Less(kb):
+			return -1
+		case kb.Less(ka):
+			return 1
+		}
+		return strings.Compare(a.Tag, b.Tag)
+	})
+	out := ledger.Digest{Image: d.Image, Digest: d.Digest, FirstSeen: utc(d.FirstSeen), LastSeen: utc(d.LastSeen)}
+	for _, t := range tags {
+		out.Tags = append(out.Tags, t.Tag)
+	}
+	return out, true, nil
+}
+
+// TagDigest returns the digest that tag of image names now: the one of the
+// newest message that carried the tag.
+func (l *Ledger) TagDigest(ctx context.Context, image, tag string) (string, bool, error) {
+	if err := l.check(ctx); err != nil {
+		return "", false, l.wrap(err, "tag %s:%s", image, tag)
+	}
+	if tag == "" {
+		return "", false, nil
+	}
+	var t tagDoc
+	ok, err := getDoc(ctx, nil, l.tagRef(image, tag), &t)
+	if err != nil || !ok {
+		return "", false, l.wrap(err, "tag %s:%s", image, tag)
+	}
+	return t.Digest, true, nil
+}
+
+// --- pins and history ------------------------------------------------------------
+
+// Pin returns the pin of (env, image).
+func (l *Ledger) Pin(ctx context.Context, env, image string) (ledger.Pin, bool, error) {
+	if err := l.check(ctx); err != nil {
+		return ledger.Pin{}, false, l.wrap(err, "pin %s/%s", env, image)
+	}
+	var d pinDoc
+	ok, err := getDoc(ctx, nil, l.pinRef(env, image), &d)
+	if err != nil || !ok {
+		return ledger.Pin{}, false, l.wrap(err, "pin %s/%s", env, image)
+	}
+	return d.pin(), true, nil
+}
+
+// Pins returns every pin, ordered by env then image. The pins collection
+// holds one document per (env, image) and is read whole.
+func (l *Ledger) Pins(ctx context.Context) ([]ledger.Pin, error) {
+	if err := l.check(ctx); err != nil {
+		return nil, l.wrap(err, "pins")
+	}
+	docs, err := all[pinDoc](l.client.Collection(colPins).Documents(ctx))
+	if err != nil {
+		return nil, l.wrap(err, "pins")
+	}
+	pins := make([]ledger.Pin, len(docs))
+	for i, d := range docs {
+		pins[i] = d.pin()
+	}
+	slices.SortFunc(pins, func(a, b ledger.Pin) int {
+		if c := strings.Compare(a.Env, b.Env); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Image, b.Image)
+	})
+	return pins, nil
+}
+
+// ClaimPin makes p the pin of (p.Env, p.Image) unless the current pin's key
+// is not older than p.Key; a pin with Cause manual always applies. A claim
+// that keeps the current digest keeps its Commit; one with a new digest has
+// none yet. It returns the pin in force afterwards and whether p applied.
+func (l *Ledger) ClaimPin(ctx context.Context, p ledger.Pin) (current ledger.Pin, applied bool, err error) {
+	ref := l.pinRef(p.Env, p.Image)
+	err = l.runTx(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		var cur pinDoc
+		found, err := getDoc(ctx, tx, ref, &cur)
+		if err != nil {
+			return err
+		}
+		if found && p.Cause != ledger.CauseManual && !cur.key().Less(p.Key) {
+			current, applied = cur.pin(), false
+			return nil
+		}
+		next := toPinDoc(p)
+		next.Commit = ""
+		if found && cur.Digest == p.Digest {
+			next.Commit = cur.Commit
+		}
+		if err := tx.Set(ref, next); err != nil {
+			return err
+		}
+		current, applied = next.pin(), true
+		return nil
+	})
+	if err != nil {
+		return ledger.Pin{}, false, l.wrap(err, "claim pin %s/%s", p.Env, p.Image)
+	}
+	return current, applied, nil
+}
+
+// CommitPin records that p is durable in git at commit: the pin's Commit and
+// Time (at) are set when its key still equals p.Key, and one history entry is
+// written for (p.Env, p.Image, p.Key). Once that entry exists, calling it
+// again changes nothing.
+func (l *Ledger) CommitPin(ctx context.Context, p ledger.Pin, commit string, at time.Time) error {
+	pRef := l.pinRef(p.Env, p.Image)
+	sRef := l.streamRef(p.Env, p.Image)
+	eRef := l.entryRef(p.Env, p.Image, p.Key)
+	err := l.runTx(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		snaps, err := tx.GetAll([]*firestore.DocumentRef{eRef, pRef})
+		if err != nil {
+			return err
+		}
+		if snaps[0].Exists() {
+			return nil // committed before
+		}
+		var cur pinDoc
+		found, err := decode(snaps[1], &cur)
+		if err != nil {
+			return err
+		}
+		if found && cur.key().Equal(p.Key) {
+			cur.Commit, cur.Time = commit, utc(at)
+			if err := tx.Set(pRef, cur); err != nil {
+				return err
+			}
+		}
+		if err := tx.Set(sRef, streamDoc{Env: p.Env, Image: p.Image}); err != nil {
+			return err
+		}
+		return tx.Create(eRef, entryDoc{
+			Env: p.Env, Image: p.Image, Digest: p.Digest, Tag: p.Tag, Commit: commit,
+			Cause: string(p.Cause), KeyTime: utc(p.Key.Time), KeyNanos: keyNanos(p.Key.Time),
+			KeyID: p.Key.ID, Time: utc(at),
+		})
+	})
+	return l.wrap(err, "commit pin %s/%s at %s", p.Env, p.Image, commit)
+}
+
+// History returns history entries, newest first (by Time, then by key).
+//
+// Entries live in one stream per (env, image). The streams the query selects
+// are found by reading the small history collection; each is then queried
+// alone (ordered by time with the limit, or by digest) and the results are
+// merged in memory.
+func (l *Ledger) History(ctx context.Context, q ledger.HistoryQuery) ([]ledger.Entry, error) {
+	if err := l.check(ctx); err != nil {
+		return nil, l.wrap(err, "history")
+	}
+	entries, err := l.history(ctx, q)
+	if err != nil {
+		return nil, l.wrap(err, "history %+v", q)
+	}
+	return entries, nil
+}
+
+func (l *Ledger) history(ctx context.Context, q ledger.HistoryQuery) ([]ledger.Entry, error) {
+	var streams []streamDoc
+	if q.Env != "" && q.Image != "" {
+		streams = []streamDoc{{Env: q.Env, Image: q.Image}}
+	} else {
+		found, err := all[streamDoc](l.client.Collection(colHistory).Documents(ctx))
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range found {
+			if (q.Env == "" || s.Env == q.Env) && (q.Image == "" || s.Image == q.Image) {
+				streams = append(streams, s)
+			}
+		}
+	}
+	var docs []entryDoc
+	for _, s := range streams {
+		got, err := l.stream(ctx, s, q)
+		if err != nil {
+			return nil, err
+		}
+		docs = append(docs, got...)
+	}
+	entries := make([]ledger.Entry, len(docs))
+	for i, d := range docs {
+		entries[i] = d.entry()
+	}
+	slices.SortFunc(entries, newestFirst)
+	if q.Limit > 0 && len(entries) > q.Limit {
+		entries = entries[:q.Limit]
+	}
+	return entries, nil
+}
+
+// stream returns the entries of one stream that can be among the first
+// q.Limit results of q: all those of q.Digest, or the newest q.Limit by time
+// plus any that tie with the last of them.
+func (l *Ledger) stream(ctx context.Context, s streamDoc, q ledger.HistoryQuery) ([]entryDoc, error) {
+	col := l.streamRef(s.Env, s.Image).Collection(colEntries)
+	if q.Digest != "" {
+		return all[entryDoc](col.Where("digest", "==", q.Digest).Documents(ctx))
+	}
+	if q.Limit <= 0 {
+		return all[entryDoc](col.Documents(ctx))
+	}
+	docs, err := all[entryDoc](col.OrderBy("time", firestore.Desc).Limit(q.Limit).Documents(ctx))
+	if err != nil || len(docs) < q.Limit {
+		return docs, err
+	}
+	last := docs[len(docs)-1].Time
+	ties, err := all[entryDoc](col.Where("time", "==", last).Documents(ctx))
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range ties {
+		if !slices.ContainsFunc(docs, func(d entryDoc) bool {
+			return d.KeyID == t.KeyID && d.KeyTime.Equal(t.KeyTime) && d.KeyNanos == t.KeyNanos
+		}) {
+			docs = append(docs, t)
+		}
+	}
+	return docs, nil
+}
+
+// newestFirst orders entries by Time, then key, newest first, then by env
+// and image.
+func newestFirst(a, b ledger.Entry) int {
+	if c := b.Time.Compare(a.Time); c != 0 {
+		return c
+	}
+	switch {
+	case b.Key.Less(a.Key):
+		return -1
+	case a.Key.Less(b.Key):
+		return 1
+	}
+	if c := strings.Compare(a.Env, b.Env); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Image, b.Image)
+}
+
+// --- holds -----------------------------------------------------------------------
+
+// SetHold pauses (held) or resumes automatic updates of (env, image).
+func (l *Ledger) SetHold(ctx context.Context, env, image string, held bool) error {
+	if err := l.check(ctx); err != nil {
+		return l.wrap(err, "set hold %s/%s=%t", env, image, held)
+	}
+	ref := l.holdRef(env, image)
+	var err error
+	if held {
+		_, err = ref.Create(ctx, holdDoc{Env: env, Image: image, Since: time.Now().UTC()})
+		if status.Code(err) == codes.AlreadyExists {
+			err = nil // held already: keep the time it started
+		}
+	} else {
+		_, err = ref.Delete(ctx)
+	}
+	return l.wrap(err, "set hold %s/%s=%t", env, image, held)
+}
+
+// Held reports whether (env, image) is held.
+func (l *Ledger) Held(ctx context.Context, env, image string) (bool, error) {
+	if err := l.check(ctx); err != nil {
+		return false, l.wrap(err, "held %s/%s", env, image)
+	}
+	var d holdDoc
+	ok, err := getDoc(ctx, nil, l.holdRef(env, image), &d)
+	if err != nil {
+		return false, l.wrap(err, "held %s/%s", env, image)
+	}
+	return ok, nil
+}
+
+// --- promotions ------------------------------------------------------------------
+
+// PutPromotion stores p, replacing the promotion of the same (Env, Image, Tag).
+func (l *Ledger) PutPromotion(ctx context.Context, p ledger.Promotion) error {
+	if err := l.check(ctx); err != nil {
+		return l.wrap(err, "put promotion %s/%s:%s", p.Env, p.Image, p.Tag)
+	}
+	_, err := l.promotionRef(p.Env, p.Image, p.Tag).Set(ctx, promotionDoc{
+		Env: p.Env, Image: p.Image, Tag: p.Tag, Source: p.Source, URL: p.URL,
+		Prerelease: p.Prerelease, Delivery: p.Delivery, State: string(p.State),
+		Reason: p.Reason, Created: utc(p.Created),
+	})
+	return l.wrap(err, "put promotion %s/%s:%s", p.Env, p.Image, p.Tag)
+}
+
+// Promotions returns the promotions of image waiting for tag, or every
+// promotion when image and tag are empty, ordered by Created (then env,
+// image, tag). An image alone selects all of its promotions.
+func (l *Ledger) Promotions(ctx context.Context, image, tag string) ([]ledger.Promotion, error) {
+	if err := l.check(ctx); err != nil {
+		return nil, l.wrap(err, "promotions %s:%s", image, tag)
+	}
+	q := l.client.Collection(colPromotions).Query
+	if image != "" {
+		q = q.Where("image", "==", image)
+	}
+	if tag != "" {
+		q = q.Where("tag", "==", tag)
+	}
+	docs, err := all[promotionDoc](q.Documents(ctx))
+	if err != nil {
+		return nil, l.wrap(err, "promotions %s:%s", image, tag)
+	}
+	ps := make([]ledger.Promotion, len(docs))
+	for i, d := range docs {
+		ps[i] = d.promotion()
+	}
+	slices.SortFunc(ps, func(a, b ledger.Promotion) int {
+		if c := a.Created.Compare(b.Created); c != 0 {
+			return c
+		}
+		return strings.Compare(compositeID(a.Env, a.Image, a.Tag), compositeID(b.Env, b.Image, b.Tag))
+	})
+	return ps, nil
+}
+
+// DeletePromotion removes the promotion of (env, image, tag), if any.
+func (l *Ledger) DeletePromotion(ctx context.Context, env, image, tag string) error {
+	if err := l.check(ctx); err != nil {
+		return l.wrap(err, "delete promotion %s/%s:%s", env, image, tag)
+	}
+	_, err := l.promotionRef(env, image, tag).Delete(ctx)
+	return l.wrap(err, "delete promotion %s/%s:%s", env, image, tag)
+}

@@ -1,0 +1,169 @@
+// Package ledger defines pinroll's durable record (SPEC §5): the digests seen per
+// image, the deliveries handled, the pin of every (environment, image) with the
+// ordering key that set it, holds, pending promotions and the history of pins.
+//
+// Two implementations satisfy [Ledger]: ledger/bolt (an embedded bbolt file, the
+// local default) and ledger/firestore (Cloud Firestore). Both pass the contract
+// suite in ledger/ledgertest.
+package ledger
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrClosed is returned by a ledger used after Close.
+var ErrClosed = errors.New("ledger closed")
+
+// Key orders the messages that set a pin: Pub/Sub publishTime first, then the
+// message id. The zero Key is older than every other key.
+type Key struct {
+	Time time.Time
+	ID   string
+}
+
+// Less reports whether k is older than o.
+func (k Key) Less(o Key) bool {
+	if !k.Time.Equal(o.Time) {
+		return k.Time.Before(o.Time)
+	}
+	return k.ID < o.ID
+}
+
+// Equal reports whether k and o are the same key.
+func (k Key) Equal(o Key) bool { return k.Time.Equal(o.Time) && k.ID == o.ID }
+
+// IsZero reports whether k is the zero key.
+func (k Key) IsZero() bool { return k.Time.IsZero() && k.ID == "" }
+
+// Cause says who set a pin.
+type Cause string
+
+// The causes of a pin (SPEC §5, History).
+const (
+	CauseGAR     Cause = "gar"
+	CauseRelease Cause = "release"
+	CauseManual  Cause = "manual"
+	CauseSquash  Cause = "squash"
+)
+
+// Digest is one image digest as seen in Artifact Registry notifications. A
+// digest is one record per image, however many tags and messages name it.
+type Digest struct {
+	Image     string // pinroll image name (config images[].name)
+	Digest    string // sha256:<64 hex>
+	Tags      []string
+	FirstSeen time.Time // ordering-key time of the first message naming it
+	LastSeen  time.Time // ordering-key time of the newest message naming it
+}
+
+// Pin is the digest an environment runs for one image. A pin is claimed
+// (Commit empty) before it is written to git, and committed afterwards.
+type Pin struct {
+	Env    string
+	Image  string
+	Digest string
+	Tag    string // the tag that set it (track tag, or release version)
+	Key    Key    // ordering key of the message that set it
+	Cause  Cause
+	Commit string    // the git commit that made the pin durable; empty while only claimed
+	Time   time.Time // when the pin was claimed or committed
+}
+
+// Entry is one line of the pin history: what was committed where, and why.
+type Entry struct {
+	Env    string
+	Image  string
+	Digest string
+	Tag    string
+	Commit string
+	Cause  Cause
+	Key    Key
+	Time   time.Time
+}
+
+// HistoryQuery selects history entries. Empty fields match everything; Limit 0
+// means no limit. Results are newest first.
+type HistoryQuery struct {
+	Env    string
+	Image  string
+	Digest string
+	Limit  int
+}
+
+// Promotion is a release waiting for, or blocked from, its environment
+// (SPEC §4.2): the release's tag had no known digest yet, or a rule blocked it.
+type Promotion struct {
+	Env        string
+	Image      string
+	Tag        string // the release tag as published, e.g. v1.2.3
+	Source     string // owner/name of the GitHub repository
+	URL        string // the release's HTML URL
+	Prerelease bool
+	Delivery   string // X-GitHub-Delivery of the webhook that asked for it
+	State      PromotionState
+	Reason     string // why it is blocked, for people
+	Created    time.Time
+}
+
+// PromotionState is the state of a [Promotion].
+type PromotionState string
+
+// Promotion states.
+const (
+	PromotionPending PromotionState = "pending" // waiting for the image to be pushed
+	PromotionBlocked PromotionState = "blocked" // a rule (e.g. require) stopped it
+)
+
+// Ledger is pinroll's durable record. Every method is safe for concurrent use,
+// and every write is atomic.
+type Ledger interface {
+	// Delivery reports the outcome recorded for a delivery id, if it was handled.
+	Delivery(ctx context.Context, id string) (outcome string, ok bool, err error)
+	// MarkDelivery records that delivery id was handled with outcome. Marking
+	// the same id again keeps the first outcome.
+	MarkDelivery(ctx context.Context, id, outcome string) error
+
+	// RecordDigest records that image was pushed with digest, adding tag (when
+	// not empty) to the digest's tags. The tag then names this digest, unless
+	// a message with a newer key already moved the tag to another digest.
+	RecordDigest(ctx context.Context, image, digest, tag string, key Key) error
+	// Digest returns the record of one digest of image.
+	Digest(ctx context.Context, image, digest string) (Digest, bool, error)
+	// TagDigest returns the digest that tag of image names now: the one of the
+	// newest message that carried the tag.
+	TagDigest(ctx context.Context, image, tag string) (string, bool, error)
+
+	// Pin returns the pin of (env, image).
+	Pin(ctx context.Context, env, image string) (Pin, bool, error)
+	// Pins returns every pin, ordered by env then image.
+	Pins(ctx context.Context) ([]Pin, error)
+	// ClaimPin makes p the pin of (p.Env, p.Image) unless the current pin's key
+	// is not older than p.Key; a pin with Cause manual always applies. A claim
+	// that keeps the current digest keeps its Commit. It returns the pin in
+	// force afterwards and whether p was applied.
+	ClaimPin(ctx context.Context, p Pin) (current Pin, applied bool, err error)
+	// CommitPin records that p is durable in git at commit: the pin's Commit is
+	// set when its key still equals p.Key, and one history entry is written
+	// for (p.Env, p.Image, p.Key) — calling it again changes nothing more.
+	CommitPin(ctx context.Context, p Pin, commit string, at time.Time) error
+	// History returns history entries, newest first.
+	History(ctx context.Context, q HistoryQuery) ([]Entry, error)
+
+	// SetHold pauses (held) or resumes automatic updates of (env, image).
+	SetHold(ctx context.Context, env, image string, held bool) error
+	// Held reports whether (env, image) is held.
+	Held(ctx context.Context, env, image string) (bool, error)
+
+	// PutPromotion stores p, replacing the promotion of the same (Env, Image, Tag).
+	PutPromotion(ctx context.Context, p Promotion) error
+	// Promotions returns the promotions of image waiting for tag, or every
+	// promotion when image and tag are empty, ordered by Created.
+	Promotions(ctx context.Context, image, tag string) ([]Promotion, error)
+	// DeletePromotion removes the promotion of (env, image, tag), if any.
+	DeletePromotion(ctx context.Context, env, image, tag string) error
+
+	// Close releases the ledger's resources.
+	Close() error
+}

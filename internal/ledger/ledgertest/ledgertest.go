@@ -1,0 +1,854 @@
+// Package ledgertest is the contract suite of [ledger.Ledger] (SPEC §5): every
+// implementation runs [Run] against fresh, empty ledgers and must pass it.
+//
+// The suite tests only what the interface's doc comments promise. It keeps to a
+// few hundred ledger calls so that it stays quick against the Firestore
+// emulator, and its times are truncated to microseconds (Firestore's precision)
+// and compared with [time.Time.Equal].
+package ledgertest
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pinroll/pinroll/internal/ledger"
+)
+
+// base is the time every key and timestamp of the suite is derived from.
+var base = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+
+// at returns base plus n seconds, truncated to microseconds.
+func at(n int) time.Time { return base.Add(time.Duration(n) * time.Second).Truncate(time.Microsecond) }
+
+// key returns the ordering key of a message published n seconds after base.
+func key(n int) ledger.Key { return ledger.Key{Time: at(n), ID: fmt.Sprintf("msg-%04d", n)} }
+
+// Digests used throughout the suite.
+const (
+	digestA = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	digestB = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	digestC = "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
+)
+
+// Run runs the ledger contract. Each call of open returns a new, empty ledger
+// (the suite closes it).
+func Run(t *testing.T, open func(t *testing.T) ledger.Ledger) {
+	t.Helper()
+	s := &suite{open: open}
+	groups := []struct {
+		name  string
+		cases []testCase
+	}{
+		{"Delivery", s.deliveryCases()},
+		{"Digest", s.digestCases()},
+		{"Tag", s.tagCases()},
+		{"ClaimPin", s.claimCases()},
+		{"CommitPin", s.commitCases()},
+		{"History", s.historyCases()},
+		{"Pins", s.pinsCases()},
+		{"Hold", s.holdCases()},
+		{"Promotion", s.promotionCases()},
+		{"Close", s.closeCases()},
+	}
+	for _, g := range groups {
+		t.Run(g.name, func(t *testing.T) {
+			t.Parallel()
+			for _, c := range g.cases {
+				t.Run(c.name, func(t *testing.T) {
+					t.Parallel()
+					c.run(t)
+				})
+			}
+		})
+	}
+}
+
+// testCase is one leaf subtest of the suite.
+type testCase struct {
+	name string
+	run  func(t *testing.T)
+}
+
+// suite holds the ledger factory shared by the cases.
+type suite struct {
+	open func(t *testing.T) ledger.Ledger
+}
+
+// ledger opens a fresh ledger that is closed when t ends.
+func (s *suite) ledger(t *testing.T) ledger.Ledger {
+	t.Helper()
+	l := s.open(t)
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return l
+}
+
+// --- Delivery ---------------------------------------------------------------
+
+func (s *suite) deliveryCases() []testCase {
+	return []testCase{
+		{"Unknown", func(t *testing.T) {
+			l := s.ledger(t)
+			checkDelivery(t, l, "never-seen", "", false)
+		}},
+		{"MarkThenDelivery", func(t *testing.T) {
+			l := s.ledger(t)
+			ctx := t.Context()
+			must(t, l.MarkDelivery(ctx, "d-1", "pinned"))
+			must(t, l.MarkDelivery(ctx, "d-2", "recorded"))
+			checkDelivery(t, l, "d-1", "pinned", true)
+			checkDelivery(t, l, "d-2", "recorded", true)
+			checkDelivery(t, l, "d-3", "", false)
+		}},
+		{"MarkTwiceKeepsFirst", func(t *testing.T) {
+			l := s.ledger(t)
+			ctx := t.Context()
+			must(t, l.MarkDelivery(ctx, "d-1", "pinned"))
+			must(t, l.MarkDelivery(ctx, "d-1", "unchanged"))
+			checkDelivery(t, l, "d-1", "pinned", true)
+		}},
+		{"ConcurrentMarkKeepsOne", func(t *testing.T) {
+			l := s.ledger(t)
+			ctx := t.Context()
+			const n = 16
+			seen := make([]string, n)
+			errs := make([]error, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					if err := l.MarkDelivery(ctx, "d-race", fmt.Sprintf("outcome-%d", i)); err != nil {
+						errs[i] = err
+						return
+					}
+					// Our own mark is durable, so the outcome is fixed from now on.
+					out, ok, err := l.Delivery(ctx, "d-race")
+					if err == nil && !ok {
+						err = errors.New("Delivery after MarkDelivery: not found")
+					}
+					seen[i], errs[i] = out, err
+				})
+			}
+			wg.Wait()
+			for i, err := range errs {
+				if err != nil {
+					t.Fatalf("goroutine %d: %v", i, err)
+				}
+			}
+			first := seen[0]
+			var marked bool
+			for i := range n {
+				marked = marked || first == fmt.Sprintf("outcome-%d", i)
+			}
+			if !marked {
+				t.Fatalf("outcome %q is not one of the marked outcomes", first)
+			}
+			for i, o := range seen {
+				if o != first {
+					t.Errorf("goroutine %d read outcome %q, goroutine 0 read %q: more than one outcome kept", i, o, first)
+				}
+			}
+			checkDelivery(t, l, "d-race", first, true)
+		}},
+	}
+}
+
+func checkDelivery(t *testing.T, l ledger.Ledger, id, want string, wantOK bool) {
+	t.Helper()
+	got, ok, err := l.Delivery(t.Context(), id)
+	if err != nil {
+		t.Fatalf("Delivery(%q): %v", id, err)
+	}
+	if ok != wantOK || got != want {
+		t.Errorf("Delivery(%q) = %q, %v; want %q, %v", id, got, ok, want, wantOK)
+	}
+}
+
+// --- RecordDigest / Digest --------------------------------------------------
+
+func (s *suite) digestCases() []testCase {
+	return []testCase{
+		{"Unknown", func(t *testing.T) {
+			l := s.ledger(t)
+			if d, ok, err := l.Digest(t.Context(), "server", digestA); err != nil || ok {
+				t.Errorf("Digest of an unknown digest = %+v, %v, %v; want not found", d, ok, err)
+			}
+		}},
+		{"OneRecordPerImageDigest", func(t *testing.T) {
+			l := s.ledger(t)
+			ctx := t.Context()
+			// One push with three tags: one message per tag, any order, one
+			// redelivered; plus an untagged message for the same digest.
+			must(t, l.RecordDigest(ctx, "server", digestA, "v1.2.3", key(2)))
+			must(t, l.RecordDigest(ctx, "server", digestA, "latest", key(1)))
+			must(t, l.RecordDigest(ctx, "server", digestA, "main", key(3)))
+			must(t, l.RecordDigest(ctx, "server", digestA, "latest", key(1)))
+			must(t, l.RecordDigest(ctx, "server", digestA, "", key(4)))
+			checkDigest(t, l, ledger.Digest{
+				Image: "server", Digest: digestA,
+				Tags:      []string{"latest", "main", "v1.2.3"},
+				FirstSeen: at(1), LastSeen: at(4),
+			})
+		}},
+		{"UntaggedPush", func(t *testing.T) {
+			l := s.ledger(t)
+			must(t, l.RecordDigest(t.Context(), "server", digestA, "", key(1)))
+			checkDigest(t, l, ledger.Digest{Image: "server", Digest: digestA, FirstSeen: at(1), LastSeen: at(1)})
+			checkTag(t, l, "server", "", "", false)
+		}},
+		{"TagsAccumulateWithoutDuplicates", func(t *testing.T) {
+			l := s.ledger(t)
+			ctx := t.Context()
+			must(t, l.RecordDigest(ctx, "server", digestA, "latest", key(1)))
+			checkDigest(t, l, ledger.Digest{Image: "server", Digest: digestA, Tags: []string{"latest"}, FirstSeen: at(1), LastSeen: at(1)})
+			must(t, l.RecordDigest(ctx, "server", digestA, "v1", key(2)))
+			must(t, l.RecordDigest(ctx, "server", digestA, "latest", key(3)))
+			must(t, l.RecordDigest(ctx, "server", digestA, "v1", key(4)))
+			// latest moves on to B; A keeps having been tagged latest.
+			must(t, l.RecordDigest(ctx, "server", digestB, "latest", key(5)))
+			checkDigest(t, l, ledger.Digest{Image: "server", Digest: digestA, Tags: []string{"latest", "v1"}, FirstSeen: at(1), LastSeen: at(4)})
+			checkDigest(t, l, ledger.Digest{Image: "server", Digest: digestB, Tags: []string{"latest"}, FirstSeen: at(5), LastSeen: at(5)})
+		}},
+		{"SeenFollowsKeys", func(t *testing.T) {
+			l := s.ledger(t)
+			ctx := t.Context()
+			// Messages arrive out of order: FirstSeen is the oldest key's
+			// time and LastSeen the newest, whatever the arrival order.
+			for _, n := range []int{5, 9, 2, 7} {
+				must(t, l.RecordDigest(ctx, "server", digestA, "latest", key(n)))
+			}
+			checkDigest(t, l, ledger.Digest{Image: "server", Digest: digestA, Tags: []string{"latest"}, FirstSeen: at(2), LastSeen: at(9)})
+		}},
+		{"SameDigestTwoImages", func(t *testing.T) {
+			l := s.ledger(t)
+			ctx := t.Context()
+			must(t, l.RecordDigest(ctx, "server", digestA, "latest", key(1)))
+			must(t, l.RecordDigest(ctx, "worker", digestA, "v2", key(2)))
+			checkDigest(t, l, ledger.Digest{Image: "server", Digest: digestA, Tags: []string{"latest"}, FirstSeen: at(1), LastSeen: at(1)})
+			checkDigest(t, l, ledger.Digest{Image: "worker", Digest: digestA, Tags: []string{"v2"}, FirstSeen: at(2), LastSeen: at(2)})
+			if d, ok, err := l.Digest(ctx, "frontend", digestA); err != nil || ok {
+				t.Errorf("Digest(frontend) = %+v, %v, %v; want not found", d, ok, err)
+			}
+		}},
+	}
+}
+
+// checkDigest compares the stored record of want.Image/want.Digest with want;
+// tags are compared as a set.
+func checkDigest(t *testing.T, l ledger.Ledger, want ledger.Digest) {
+	t.Helper()
+	got, ok, err := l.Digest(t.Context(), want.Image, want.Digest)
+	if err != nil {
+		t.Fatalf("Digest(%s, %s): %v", want.Image, want.Digest, err)
+	}
+	if !ok {
+		t.Fatalf("Digest(%s, %s): not found", want.Image, want.Digest)
+	}
+	gotTags, wantTags := slices.Sorted(slices.Values(got.Tags)), slices.Sorted(slices.Values(want.Tags))
+	if got.Image != want.Image || got.Digest != want.Digest || !slices.Equal(gotTags, wantTags) ||
+		!got.FirstSeen.Equal(want.FirstSeen) || !got.LastSeen.Equal(want.LastSeen) {
+		t.Errorf("Digest(%s, %s)\n got  %+v\n want %+v", want.Image, want.Digest, got, want)
+	}
+}
+
+// --- TagDigest --------------------------------------------------------------
+
+func (s *suite) tagCases() []testCase {
+	return []testCase{
+		{"Unknown", func(t *testing.T) {
+			l := s.ledger(t)
+			must(t, l.RecordDigest(t.Context(), "server", digestA, "latest", key(1)))
+			checkTag(t, l, "server", "v9", "", false)
+			checkTag(t, l, "worker", "latest", "", false)
+		}},
+		{"NewestKeyNamesDigest", func(t *testing.T) {
+			l := s.ledger(t)
+			ctx := t.Context()
+			must(t, l.RecordDigest(ctx, "server", digestA, "latest", key(1)))
+			checkTag(t, l, "server", "latest", digestA, true)
+			must(t, l.RecordDigest(ctx, "server", digestB, "latest", key(2)))
+			checkTag(t, l, "server", "latest", digestB, true)
+			// The tag can come back to an earlier digest with a newer message.
+			must(t, l.RecordDigest(ctx, "server", digestA, "latest", key(3)))
+			checkTag(t, l, "server", "latest", digestA, true)
+		}},
+		{"LateOlderMessageDoesNotMoveTag", func(t *testing.T) {
+			l := s.ledger(t)
+			ctx := t.Context()
+			must(t, l.RecordDigest(ctx, "server", digestB, "latest", key(5)))
+			must(t, l.RecordDigest(ctx, "server", digestA, "latest", key(3)))
+			checkTag(t, l, "server", "latest", digestB, true)
+			// Same publish time, smaller message id: still older.
+			must(t, l.RecordDigest(ctx, "server", digestC, "latest", ledger.Key{Time: at(5), ID: "msg-0000"}))
+			checkTag(t, l, "server", "latest", digestB, true)
+			// The late digest is recorded all the same, with its tag.
+			checkDigest(t, l, ledger.Digest{Image: "server", Digest: digestA, Tags: []string{"latest"}, FirstSeen: at(3), LastSeen: at(3)})
+		}},
+		{"PerImage", func(t *testing.T) {
+			l := s.ledger(t)
+			ctx := t.Context()
+			must(t, l.RecordDigest(ctx, "server", digestA, "latest", key(1)))
+			must(t, l.RecordDigest(ctx, "worker", digestB, "latest", key(2)))
+			checkTag(t, l, "server", "latest", digestA, true)
+			checkTag(t, l, "worker", "latest", digestB, true)
+		}},
+	}
+}
+
+func checkTag(t *testing.T, l ledger.Ledger, image, tag, want string, wantOK bool) {
+	t.Helper()
+	got, ok, err := l.TagDigest(t.Context(), image, tag)
+	if err != nil {
+		t.Fatalf("TagDigest(%s, %q): %v", image, tag, err)
+	}
+	if got != want || ok != wantOK {
+		t.Errorf("TagDigest(%s, %q) = %q, %v; want %q, %v", image, tag, got, ok, want, wantOK)
+	}
+}
+
+// --- ClaimPin / Pin ---------------------------------------------------------
+
+// pin returns a claimed GAR pin of dev/server set by the message of key(n).
+func pin(n int, digest string) ledger.Pin {
+	return ledger.Pin{
+		Env: "dev", Image: "server", Digest: digest, Tag: "latest",
+		Key: key(n), Cause: ledger.CauseGAR, Time: at(n + 1),
+	}
+}
+
+func (s *suite) claimCases() []testCase {
+	return []testCase{
+		{"Unknown", func(t *testing.T) {
+			l := s.ledger(t)
+			if p, ok, err := l.Pin(t.Context(), "dev", "server"); err != nil || ok {
+				t.Errorf("Pin of an empty ledger = %+v, %v, %v; want not found", p, ok, err)
+			}
+		}},
+		{"FirstClaimApplies", func(t *testing.T) {
+			l := s.ledger(t)
+			p := pin(1, digestA)
+			claim(t, l, p, p, true)
+			checkPin(t, l, p)
+		}},
+		{"NewerKeyReplaces", func(t *testing.T) {
+			l := s.ledger(t)
+			claim(t, l, pin(1, digestA), pin(1, digestA), true)
+			claim(t, l, pin(2, digestB), pin(2, digestB), true)
+			// Same publish time, larger message id: newer.
+			p := pin(2, digestC)
+			p.Key.ID = "msg-9999"
+			claim(t, l, p, p, true)
+			checkPin(t, l, p)
+		}},
+		{"OlderKeyNeverReplaces", func(t *testing.T) {
+			l := s.ledger(t)
+			claim(t, l, pin(5, digestB), pin(5, digestB), true)
+			claim(t, l, pin(3, digestA), pin(5, digestB), false)
+			claim(t, l, pin(4, digestB), pin(5, digestB), false)
+			p := pin(5, digestA)
+			p.Key.ID = "msg-0000" // same publish time, smaller id: older
+			claim(t, l, p, pin(5, digestB), false)
+			checkPin(t, l, pin(5, digestB))
+		}},
+		{"EqualKeyDoesNotApplyTwice", func(t *testing.T) {
+			l := s.ledger(t)
+			claim(t, l, pin(1, digestA), pin(1, digestA), true)
+			claim(t, l, pin(1, digestA), pin(1, digestA), false)
+			checkPin(t, l, pin(1, digestA))
+		}},
+		{"ManualAlwaysApplies", func(t *testing.T) {
+			l := s.ledger(t)
+			claim(t, l, pin(5, digestB), pin(5, digestB), true)
+			manual := pin(1, digestA) // an older key: a rollback by hand
+			manual.Cause, manual.Tag = ledger.CauseManual, ""
+			claim(t, l, manual, manual, true)
+			checkPin(t, l, manual)
+			// Even the same key again.
+			again := manual
+			again.Time = at(50)
+			claim(t, l, again, again, true)
+			checkPin(t, l, again)
+		}},
+		{"SameDigestKeepsCommit", func(t *testing.T) {
+			l := s.ledger(t)
+			ctx := t.Context()
+			claim(t, l, pin(1, digestA), pin(1, digestA), true)
+			must(t, l.CommitPin(ctx, pin(1, digestA), "c0ffee1", at(10)))
+			// A newer message for the same digest.
+			want := pin(2, digestA)
+			want.Commit = "c0ffee1"
+			claim(t, l, pin(2, digestA), want, true)
+			checkPin(t, l, want)
+			// A manual claim of the same digest keeps it too.
+			manual := pin(3, digestA)
+			manual.Cause = ledger.CauseManual
+			want = manual
+			want.Commit = "c0ffee1"
+			claim(t, l, manual, want, true)
+			checkPin(t, l, want)
+		}},
+		{"NewDigestClearsCommit", func(t *testing.T) {
+			l := s.ledger(t)
+			claim(t, l, pin(1, digestA), pin(1, digestA), true)
+			must(t, l.CommitPin(t.Context(), pin(1, digestA), "c0ffee1", at(10)))
+			claim(t, l, pin(2, digestB), pin(2, digestB), true)
+			checkPin(t, l, pin(2, digestB))
+		}},
+		{"IndependentPerEnvImage", func(t *testing.T) {
+			l := s.ledger(t)
+			dev := pin(5, digestA)
+			worker := pin(1, digestB)
+			worker.Image = "worker"
+			prod := pin(2, digestC)
+			prod.Env, prod.Cause, prod.Tag = "prod", ledger.CauseRelease, "v1.0.0"
+			claim(t, l, dev, dev, true)
+			claim(t, l, worker, worker, true)
+			claim(t, l, prod, prod, true)
+			checkPin(t, l, dev)
+			checkPin(t, l, worker)
+			checkPin(t, l, prod)
+		}},
+		{"Concurrent", func(t *testing.T) {
+			l := s.ledger(t)
+			ctx := t.Context()
+			const n = 16
+			errs := make([]error, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					p := pin(i, fmt.Sprintf("sha256:%064x", i))
+					cur, _, err := l.ClaimPin(ctx, p)
+					if err == nil && cur.Key.Less(p.Key) {
+						err = fmt.Errorf("ClaimPin(%v) returned an older pin in force: %v", p.Key, cur.Key)
+					}
+					errs[i] = err
+				})
+			}
+			wg.Wait()
+			for i, err := range errs {
+				if err != nil {
+					t.Fatalf("goroutine %d: %v", i, err)
+				}
+			}
+			checkPin(t, l, pin(n-1, fmt.Sprintf("sha256:%064x", n-1)))
+		}},
+	}
+}
+
+// claim claims p and checks the pin in force afterwards and whether p applied.
+func claim(t *testing.T, l ledger.Ledger, p, wantCurrent ledger.Pin, wantApplied bool) {
+	t.Helper()
+	cur, applied, err := l.ClaimPin(t.Context(), p)
+	if err != nil {
+		t.Fatalf("ClaimPin(%s/%s %s %v): %v", p.Env, p.Image, p.Digest, p.Key, err)
+	}
+	if applied != wantApplied {
+		t.Errorf("ClaimPin(%s/%s %s %v): applied = %v, want %v", p.Env, p.Image, p.Digest, p.Key, applied, wantApplied)
+	}
+	if !samePin(cur, wantCurrent) {
+		t.Errorf("ClaimPin(%s/%s %s %v): current\n got  %+v\n want %+v", p.Env, p.Image, p.Digest, p.Key, cur, wantCurrent)
+	}
+}
+
+// checkPin checks the stored pin of (want.Env, want.Image).
+func checkPin(t *testing.T, l ledger.Ledger, want ledger.Pin) {
+	t.Helper()
+	got, ok, err := l.Pin(t.Context(), want.Env, want.Image)
+	if err != nil {
+		t.Fatalf("Pin(%s, %s): %v", want.Env, want.Image, err)
+	}
+	if !ok {
+		t.Fatalf("Pin(%s, %s): not found", want.Env, want.Image)
+	}
+	if !samePin(got, want) {
+		t.Errorf("Pin(%s, %s)\n got  %+v\n want %+v", want.Env, want.Image, got, want)
+	}
+}
+
+func samePin(a, b ledger.Pin) bool {
+	return a.Env == b.Env && a.Image == b.Image && a.Digest == b.Digest && a.Tag == b.Tag &&
+		a.Key.Equal(b.Key) && a.Cause == b.Cause && a.Commit == b.Commit && a.Time.Equal(b.Time)
+}
+
+// --- CommitPin --------------------------------------------------------------
+
+func (s *suite) commitCases() []testCase {
+	return []testCase{
+		{"SetsCommitWhenKeyMatches", func(t *testing.T) {
+			l := s.ledger(t)
+			p := pin(1, digestA)
+			claim(t, l, p, p, true)
+			must(t, l.CommitPin(t.Context(), p, "c0ffee1", at(10)))
+			want := p
+			want.Commit, want.Time = "c0ffee1", at(10)
+			checkPin(t, l, want)
+			checkHistory(t, l, ledger.HistoryQuery{}, []ledger.Entry{entry(p, "c0ffee1", at(10))})
+		}},
+		{"StaleKeyLeavesPin", func(t *testing.T) {
+			l := s.ledger(t)
+			ctx := t.Context()
+			old, cur := pin(1, digestA), pin(2, digestB)
+			claim(t, l, old, old, true)
+			claim(t, l, cur, cur, true)
+			// The older claim made it to git after all: history says so, the
+			// pin stays the newer claim.
+			must(t, l.CommitPin(ctx, old, "0dd0dd0", at(10)))
+			checkPin(t, l, cur)
+			checkHistory(t, l, ledger.HistoryQuery{}, []ledger.Entry{entry(old, "0dd0dd0", at(10))})
+		}},
+		{"OneHistoryEntryPerKey", func(t *testing.T) {
+			l := s.ledger(t)
+			ctx := t.Context()
+			p := pin(1, digestA)
+			claim(t, l, p, p, true)
+			for range 3 {
+				must(t, l.CommitPin(ctx, p, "c0ffee1", at(10)))
+			}
+			// A redelivery after a crash commits again, later: nothing more.
+			must(t, l.CommitPin(ctx, p, "c0ffee1", at(20)))
+			want := p
+			want.Commit, want.Time = "c0ffee1", at(10)
+			checkPin(t, l, want)
+			checkHistory(t, l, ledger.HistoryQuery{}, []ledger.Entry{entry(p, "c0ffee1", at(10))})
+			// The same key for another (env, image) is another entry.
+			w := p
+			w.Image = "worker"
+			must(t, l.CommitPin(ctx, w, "c0ffee2", at(11)))
+			checkHistory(t, l, ledger.HistoryQuery{}, []ledger.Entry{entry(w, "c0ffee2", at(11)), entry(p, "c0ffee1", at(10))})
+		}},
+	}
+}
+
+// entry is the history entry CommitPin(p, commit, when) writes.
+func entry(p ledger.Pin, commit string, when time.Time) ledger.Entry {
+	return ledger.Entry{
+		Env: p.Env, Image: p.Image, Digest: p.Digest, Tag: p.Tag,
+		Commit: commit, Cause: p.Cause, Key: p.Key, Time: when,
+	}
+}
+
+func checkHistory(t *testing.T, l ledger.Ledger, q ledger.HistoryQuery, want []ledger.Entry) {
+	t.Helper()
+	got, err := l.History(t.Context(), q)
+	if err != nil {
+		t.Fatalf("History(%+v): %v", q, err)
+	}
+	if !slices.EqualFunc(got, want, sameEntry) {
+		t.Errorf("History(%+v)\n got  %s\n want %s", q, fmtEntries(got), fmtEntries(want))
+	}
+}
+
+func sameEntry(a, b ledger.Entry) bool {
+	return a.Env == b.Env && a.Image == b.Image && a.Digest == b.Digest && a.Tag == b.Tag &&
+		a.Commit == b.Commit && a.Cause == b.Cause && a.Key.Equal(b.Key) && a.Time.Equal(b.Time)
+}
+
+func fmtEntries(es []ledger.Entry) string {
+	s := fmt.Sprintf("%d entries", len(es))
+	for _, e := range es {
+		s += fmt.Sprintf("\n    %s/%s %.19s %s %s %s key=%s@%s time=%s",
+			e.Env, e.Image, e.Digest, e.Tag, e.Commit, e.Cause, e.Key.ID, e.Key.Time.Format(time.RFC3339Nano), e.Time.Format(time.RFC3339Nano))
+	}
+	return s
+}
+
+// --- History ----------------------------------------------------------------
+
+// commitHistory commits, in time order, six pins over two environments, two
+// images and three digests, and returns their entries newest first.
+func commitHistory(t *testing.T, l ledger.Ledger) []ledger.Entry {
+	t.Helper()
+	ctx := t.Context()
+	pins := []ledger.Pin{
+		{Env: "dev", Image: "server", Digest: digestA, Tag: "latest", Cause: ledger.CauseGAR},
+		{Env: "dev", Image: "worker", Digest: digestB, Tag: "latest", Cause: ledger.CauseGAR},
+		{Env: "prod", Image: "server", Digest: digestA, Tag: "v1.0.0", Cause: ledger.CauseRelease},
+		{Env: "dev", Image: "server", Digest: digestB, Tag: "latest", Cause: ledger.CauseGAR},
+		{Env: "dev", Image: "server", Digest: digestA, Cause: ledger.CauseManual},
+		{Env: "prod", Image: "server", Digest: digestC, Tag: "v1.1.0", Cause: ledger.CauseRelease},
+	}
+	var entries []ledger.Entry
+	for i, p := range pins {
+		p.Key, p.Time = key(10*i), at(10*i+1)
+		commit := fmt.Sprintf("%07x", 0xc0000+i)
+		must(t, l.CommitPin(ctx, p, commit, at(10*i+2)))
+		entries = append(entries, entry(p, commit, at(10*i+2)))
+	}
+	slices.Reverse(entries)
+	return entries
+}
+
+func (s *suite) historyCases() []testCase {
+	return []testCase{
+		{"Empty", func(t *testing.T) {
+			l := s.ledger(t)
+			checkHistory(t, l, ledger.HistoryQuery{}, nil)
+		}},
+		{"NewestFirst", func(t *testing.T) {
+			l := s.ledger(t)
+			all := commitHistory(t, l)
+			checkHistory(t, l, ledger.HistoryQuery{}, all)
+		}},
+		{"Filters", func(t *testing.T) {
+			l := s.ledger(t)
+			all := commitHistory(t, l)
+			for _, q := range []ledger.HistoryQuery{
+				{Env: "dev"},
+				{Env: "prod"},
+				{Image: "worker"},
+				{Digest: digestA},
+				{Env: "dev", Image: "server"},
+				{Env: "dev", Image: "server", Digest: digestA},
+				{Env: "prod", Image: "worker"},
+				{Env: "staging"},
+			} {
+				var want []ledger.Entry
+				for _, e := range all {
+					if (q.Env == "" || e.Env == q.Env) && (q.Image == "" || e.Image == q.Image) && (q.Digest == "" || e.Digest == q.Digest) {
+						want = append(want, e)
+					}
+				}
+				checkHistory(t, l, q, want)
+			}
+		}},
+		{"Limit", func(t *testing.T) {
+			l := s.ledger(t)
+			all := commitHistory(t, l)
+			checkHistory(t, l, ledger.HistoryQuery{Limit: 2}, all[:2])
+			checkHistory(t, l, ledger.HistoryQuery{Limit: 100}, all)
+			devServer := []ledger.Entry{all[1], all[2], all[5]}
+			checkHistory(t, l, ledger.HistoryQuery{Env: "dev", Image: "server", Limit: 2}, devServer[:2])
+			checkHistory(t, l, ledger.HistoryQuery{Env: "dev", Image: "server", Limit: 1}, devServer[:1])
+		}},
+	}
+}
+
+// --- Pins -------------------------------------------------------------------
+
+func (s *suite) pinsCases() []testCase {
+	return []testCase{
+		{"Empty", func(t *testing.T) {
+			l := s.ledger(t)
+			if ps, err := l.Pins(t.Context()); err != nil || len(ps) != 0 {
+				t.Errorf("Pins of an empty ledger = %+v, %v; want none", ps, err)
+			}
+		}},
+		{"OrderedByEnvThenImage", func(t *testing.T) {
+			l := s.ledger(t)
+			ctx := t.Context()
+			// Claimed out of order; "dev" < "dev-eu" and "web" < "web2" check
+			// that a name that prefixes another sorts first.
+			order := []struct{ env, image string }{
+				{"prod", "web"}, {"dev-eu", "api"}, {"dev", "web2"}, {"dev", "api"},
+				{"prod", "api"}, {"dev", "web"},
+			}
+			want := make(map[string]ledger.Pin)
+			for i, o := range order {
+				p := pin(i, digestA)
+				p.Env, p.Image = o.env, o.image
+				claim(t, l, p, p, true)
+				want[o.env+"/"+o.image] = p
+			}
+			must(t, l.CommitPin(ctx, want["dev/web"], "c0ffee1", at(100)))
+			dw := want["dev/web"]
+			dw.Commit, dw.Time = "c0ffee1", at(100)
+			want["dev/web"] = dw
+			got, err := l.Pins(ctx)
+			if err != nil {
+				t.Fatalf("Pins: %v", err)
+			}
+			wantOrder := []string{"dev/api", "dev/web", "dev/web2", "dev-eu/api", "prod/api", "prod/web"}
+			if len(got) != len(wantOrder) {
+				t.Fatalf("Pins returned %d pins, want %d: %+v", len(got), len(wantOrder), got)
+			}
+			for i, name := range wantOrder {
+				if !samePin(got[i], want[name]) {
+					t.Errorf("Pins()[%d]\n got  %+v\n want %+v", i, got[i], want[name])
+				}
+			}
+		}},
+	}
+}
+
+// --- Holds ------------------------------------------------------------------
+
+func (s *suite) holdCases() []testCase {
+	return []testCase{
+		{"SetAndResume", func(t *testing.T) {
+			l := s.ledger(t)
+			ctx := t.Context()
+			checkHeld(t, l, "dev", "server", false)
+			must(t, l.SetHold(ctx, "dev", "server", true))
+			checkHeld(t, l, "dev", "server", true)
+			must(t, l.SetHold(ctx, "dev", "server", true))
+			checkHeld(t, l, "dev", "server", true)
+			must(t, l.SetHold(ctx, "dev", "server", false))
+			checkHeld(t, l, "dev", "server", false)
+			must(t, l.SetHold(ctx, "dev", "server", false))
+			checkHeld(t, l, "dev", "server", false)
+		}},
+		{"IndependentPerEnvImage", func(t *testing.T) {
+			l := s.ledger(t)
+			ctx := t.Context()
+			must(t, l.SetHold(ctx, "dev", "server", true))
+			must(t, l.SetHold(ctx, "prod", "worker", true))
+			checkHeld(t, l, "dev", "server", true)
+			checkHeld(t, l, "dev", "worker", false)
+			checkHeld(t, l, "prod", "server", false)
+			checkHeld(t, l, "prod", "worker", true)
+			must(t, l.SetHold(ctx, "dev", "server", false))
+			checkHeld(t, l, "dev", "server", false)
+			checkHeld(t, l, "prod", "worker", true)
+		}},
+	}
+}
+
+func checkHeld(t *testing.T, l ledger.Ledger, env, image string, want bool) {
+	t.Helper()
+	got, err := l.Held(t.Context(), env, image)
+	if err != nil {
+		t.Fatalf("Held(%s, %s): %v", env, image, err)
+	}
+	if got != want {
+		t.Errorf("Held(%s, %s) = %v, want %v", env, image, got, want)
+	}
+}
+
+// --- Promotions -------------------------------------------------------------
+
+// promotion returns a pending promotion of image to prod for tag, created at(n).
+func promotion(n int, image, tag string) ledger.Promotion {
+	return ledger.Promotion{
+		Env: "prod", Image: image, Tag: tag, Source: "acme/backend",
+		URL:      "https://github.com/acme/backend/releases/tag/" + tag,
+		Delivery: fmt.Sprintf("delivery-%d", n), State: ledger.PromotionPending,
+		Created: at(n),
+	}
+}
+
+func (s *suite) promotionCases() []testCase {
+	return []testCase{
+		{"Empty", func(t *testing.T) {
+			l := s.ledger(t)
+			checkPromotions(t, l, "", "", nil)
+			checkPromotions(t, l, "server", "v1.0.0", nil)
+		}},
+		{"PutReplacesSameEnvImageTag", func(t *testing.T) {
+			l := s.ledger(t)
+			ctx := t.Context()
+			first := promotion(1, "server", "v1.0.0")
+			must(t, l.PutPromotion(ctx, first))
+			checkPromotions(t, l, "server", "v1.0.0", []ledger.Promotion{first})
+			second := promotion(2, "server", "v1.0.0")
+			second.State, second.Reason, second.Prerelease = ledger.PromotionBlocked, "not pinned in dev", true
+			must(t, l.PutPromotion(ctx, second))
+			checkPromotions(t, l, "server", "v1.0.0", []ledger.Promotion{second})
+			checkPromotions(t, l, "", "", []ledger.Promotion{second})
+		}},
+		{"FilterByImageAndTag", func(t *testing.T) {
+			l := s.ledger(t)
+			ctx := t.Context()
+			prodA := promotion(3, "server", "v1.0.0")
+			stagingA := promotion(1, "server", "v1.0.0")
+			stagingA.Env = "staging"
+			other := []ledger.Promotion{
+				promotion(2, "server", "v1.1.0"),
+				promotion(4, "worker", "v1.0.0"),
+			}
+			for _, p := range append([]ledger.Promotion{prodA, stagingA}, other...) {
+				must(t, l.PutPromotion(ctx, p))
+			}
+			checkPromotions(t, l, "server", "v1.0.0", []ledger.Promotion{stagingA, prodA})
+			checkPromotions(t, l, "worker", "v1.0.0", []ledger.Promotion{other[1]})
+			checkPromotions(t, l, "server", "v2.0.0", nil)
+			checkPromotions(t, l, "frontend", "v1.0.0", nil)
+		}},
+		{"AllOrderedByCreated", func(t *testing.T) {
+			l := s.ledger(t)
+			ctx := t.Context()
+			ps := []ledger.Promotion{
+				promotion(5, "server", "v1.0.0"),
+				promotion(1, "worker", "v3.0.0"),
+				promotion(3, "api", "v0.1.0"),
+				promotion(2, "server", "v1.1.0"),
+			}
+			for _, p := range ps {
+				must(t, l.PutPromotion(ctx, p))
+			}
+			checkPromotions(t, l, "", "", []ledger.Promotion{ps[1], ps[3], ps[2], ps[0]})
+		}},
+		{"Delete", func(t *testing.T) {
+			l := s.ledger(t)
+			ctx := t.Context()
+			a, b := promotion(1, "server", "v1.0.0"), promotion(2, "server", "v1.1.0")
+			staging := promotion(3, "server", "v1.0.0")
+			staging.Env = "staging"
+			for _, p := range []ledger.Promotion{a, b, staging} {
+				must(t, l.PutPromotion(ctx, p))
+			}
+			must(t, l.DeletePromotion(ctx, "prod", "server", "v1.0.0"))
+			checkPromotions(t, l, "", "", []ledger.Promotion{b, staging})
+			checkPromotions(t, l, "server", "v1.0.0", []ledger.Promotion{staging})
+			// Deleting what is not there is not an error.
+			must(t, l.DeletePromotion(ctx, "prod", "server", "v1.0.0"))
+			must(t, l.DeletePromotion(ctx, "prod", "nothing", "v0"))
+			checkPromotions(t, l, "", "", []ledger.Promotion{b, staging})
+		}},
+	}
+}
+
+func checkPromotions(t *testing.T, l ledger.Ledger, image, tag string, want []ledger.Promotion) {
+	t.Helper()
+	got, err := l.Promotions(t.Context(), image, tag)
+	if err != nil {
+		t.Fatalf("Promotions(%q, %q): %v", image, tag, err)
+	}
+	if !slices.EqualFunc(got, want, samePromotion) {
+		t.Errorf("Promotions(%q, %q)\n got  %+v\n want %+v", image, tag, got, want)
+	}
+}
+
+func samePromotion(a, b ledger.Promotion) bool {
+	ca, cb := a.Created, b.Created
+	a.Created, b.Created = time.Time{}, time.Time{}
+	return a == b && ca.Equal(cb)
+}
+
+// --- Close ------------------------------------------------------------------
+
+func (s *suite) closeCases() []testCase {
+	return []testCase{
+		{"UseAfterCloseIsErrClosed", func(t *testing.T) {
+			l := s.open(t) // closed here, not by cleanup
+			ctx := t.Context()
+			must(t, l.MarkDelivery(ctx, "d-1", "pinned"))
+			if err := l.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			calls := map[string]error{}
+			_, _, calls["Delivery"] = l.Delivery(ctx, "d-1")
+			calls["MarkDelivery"] = l.MarkDelivery(ctx, "d-2", "pinned")
+			_, _, calls["ClaimPin"] = l.ClaimPin(ctx, pin(1, digestA))
+			_, calls["Pins"] = l.Pins(ctx)
+			for name, err := range calls {
+				if !errors.Is(err, ledger.ErrClosed) {
+					t.Errorf("%s after Close: error %v, want ledger.ErrClosed", name, err)
+				}
+			}
+		}},
+	}
+}
+
+// must fails the test at once on an error.
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

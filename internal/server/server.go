@@ -1,0 +1,168 @@
+// Package server exposes the engine over HTTP (SPEC §4): POST /gar for
+// Artifact Registry notifications, GET /healthz, and the routes later issues
+// add. It owns authentication, body limits, the mapping from outcomes and
+// errors to status codes, and the one log line per handled event (SPEC §9).
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/pinroll/pinroll/internal/engine"
+	"github.com/pinroll/pinroll/internal/gar"
+	"github.com/pinroll/pinroll/internal/logging"
+)
+
+// MaxBody is the largest request body accepted, in bytes. GAR notifications
+// are well under 1 KiB and GitHub caps webhook payloads at 25 MiB, of which a
+// release event uses a few KiB.
+const MaxBody = 1 << 20
+
+// Options configures a [Server].
+type Options struct {
+	Engine *engine.Engine
+	Logger *slog.Logger
+	Auth   *Auth
+	// WebhookSecret verifies GitHub webhooks; empty refuses them all.
+	WebhookSecret string
+	// Project is the Google Cloud project, used to link log lines to traces.
+	Project string
+}
+
+// Server is pinroll's HTTP front.
+type Server struct {
+	eng           *engine.Engine
+	log           *slog.Logger
+	auth          *Auth
+	webhookSecret string
+	project       string
+	mux           *http.ServeMux
+}
+
+// New returns a server routing to the engine.
+func New(o Options) *Server {
+	s := &Server{eng: o.Engine, log: o.Logger, auth: o.Auth, webhookSecret: o.WebhookSecret, project: o.Project, mux: http.NewServeMux()}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.auth == nil {
+		s.auth = &Auth{}
+	}
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.mux.Handle("POST /gar", s.auth.Require(http.HandlerFunc(s.handleGAR)))
+	// The public webhook is authenticated by its HMAC signature, not IAM.
+	s.mux.HandleFunc("POST /github", s.HandleGitHub)
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	l := s.log
+	if tr := logging.Trace(r, s.project); tr != "" {
+		l = l.With(logging.TraceKey, tr)
+	}
+	s.mux.ServeHTTP(w, r.WithContext(engine.WithLogger(r.Context(), l)))
+}
+
+// HandleGAR is the POST /gar handler, exported for the function targets.
+func (s *Server) HandleGAR(w http.ResponseWriter, r *http.Request) { s.handleGAR(w, r) }
+
+func (s *Server) handleGAR(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	ctx := r.Context()
+	log := engine.Logger(ctx)
+	msg, err := gar.Decode(r, MaxBody)
+	switch {
+	case errors.Is(err, gar.ErrTooLarge):
+		log.Warn("gar message refused", "outcome", "unreadable", "reason", err.Error())
+		writeError(w, http.StatusRequestEntityTooLarge, err)
+		return
+	case errors.Is(err, gar.ErrUnreadable):
+		log.Warn("gar message refused", "outcome", "unreadable", "reason", err.Error())
+		writeError(w, http.StatusBadRequest, err)
+		return
+	case errors.Is(err, gar.ErrRejected):
+		res := engine.Result{Outcome: engine.Rejected, Reason: err.Error()}
+		s.logEvent(ctx, "gar message", msg.ID, res, start, nil)
+		writeJSON(w, http.StatusOK, res)
+		return
+	case err != nil:
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	res, err := s.eng.Push(ctx, msg)
+	s.logEvent(ctx, "gar message", msg.ID, res, start, err)
+	if err != nil {
+		writeEngineError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// logEvent writes the one line per handled event (SPEC §9).
+func (s *Server) logEvent(ctx context.Context, what, delivery string, res engine.Result, start time.Time, err error) {
+	log := engine.Logger(ctx)
+	attrs := []any{
+		"delivery", delivery,
+		"image", res.Image,
+		"digest", res.Digest,
+		"tag", res.Tag,
+		"outcome", string(res.Outcome),
+		"duration_ms", time.Since(start).Milliseconds(),
+	}
+	var envs []string
+	for _, e := range res.Envs {
+		envs = append(envs, e.Env)
+	}
+	if len(envs) == 1 {
+		attrs = append(attrs, "env", envs[0])
+	} else if len(envs) > 1 {
+		attrs = append(attrs, "env", envs)
+	}
+	if c := res.Commit(); c != "" {
+		attrs = append(attrs, "commit", c)
+	}
+	if res.Reason != "" {
+		attrs = append(attrs, "reason", res.Reason)
+	}
+	if res.Duplicate {
+		attrs = append(attrs, "duplicate", true)
+	}
+	switch {
+	case err != nil:
+		attrs = append(attrs, "error", err.Error())
+		log.Error(what+" failed", attrs...)
+	case res.Outcome == engine.Rejected:
+		log.Warn(what, attrs...)
+	default:
+		log.Info(what, attrs...)
+	}
+}
+
+// writeEngineError maps an engine error to a status: transient → 503 so that
+// Pub/Sub and people retry; anything else → 500 (still not acknowledged: it
+// needs a human, e.g. a broken overlay, and must not be lost meanwhile).
+func writeEngineError(w http.ResponseWriter, err error) {
+	if errors.Is(err, engine.ErrTransient) {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	writeError(w, http.StatusInternalServerError, err)
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, map[string]string{"error": err.Error()})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
