@@ -168,7 +168,7 @@ func openTarget(ctx context.Context) (*target, error) {
 	}
 	// The app outlives the first event: don't let its cancellation reach
 	// clients that keep the context they were opened with.
-	a, err := app.Open(context.WithoutCancel(ctx), cfg)
+	a, err := app.Open(context.WithoutCancel(ctx), cfg, os.Getenv, log)
 	if err != nil {
 		log.Error("pinroll function: open app", "error", err.Error())
 		return nil, fmt.Errorf("pinroll function: %w", err)

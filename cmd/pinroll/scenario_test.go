@@ -349,3 +349,35 @@ func TestBurstWithRacingHuman(t *testing.T) {
 		}
 	})
 }
+
+// TestTokenNeverLogged gives pinroll a token GitHub refuses: the delivery
+// fails (and will be redelivered), and the token appears in no log line and
+// no answer.
+func TestTokenNeverLogged(t *testing.T) {
+	t.Parallel()
+	b := backends[1] // github
+	w := newWorld(t, backend{name: b.name, ledger: b.ledger, git: func(t testing.TB) gitHost {
+		return wrongToken{b.git(t).(*githubHost), "ghp_" + strings.Repeat("S3cr3t", 6)}
+	}})
+	r := w.deliver(t, binaryCE, push("m", serverRepo, digest(1), "latest", 1))
+	if r.Status < 500 {
+		t.Fatalf("a refused token answered %+v, want a 5xx so Pub/Sub redelivers", r)
+	}
+	secret := w.env["PINROLL_GITHUB_TOKEN"]
+	if strings.Contains(w.logs(), secret) || strings.Contains(r.Error, secret) {
+		t.Fatalf("the token leaked:\n%s\n%s", w.logs(), r.Error)
+	}
+	if !strings.Contains(w.logs(), "authentication") && !strings.Contains(w.logs(), "401") {
+		t.Fatalf("the log should say GitHub refused the credentials:\n%s", w.logs())
+	}
+}
+
+type wrongToken struct {
+	*githubHost
+	token string
+}
+
+func (h wrongToken) configure() (string, map[string]string) {
+	y, _ := h.githubHost.configure()
+	return y, map[string]string{"PINROLL_GITHUB_TOKEN": h.token}
+}

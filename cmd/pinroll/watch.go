@@ -56,7 +56,7 @@ func watch(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	log := logging.New(env.stdout, slog.LevelInfo)
-	a, err := app.Open(ctx, cfg)
+	a, err := app.Open(ctx, cfg, env.getenv, log)
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/pinroll/pinroll/internal/demo"
 	"github.com/pinroll/pinroll/internal/gar"
 	"github.com/pinroll/pinroll/internal/gitops"
+	"github.com/pinroll/pinroll/internal/testing/fakegar"
 	"github.com/pinroll/pinroll/internal/testing/fakegithub"
 	"github.com/pinroll/pinroll/internal/testing/gittest"
 )
@@ -126,12 +127,22 @@ func boltLedger(t testing.TB) string { return "bolt://" + filepath.Join(t.TempDi
 // world is a pinroll serve process (in-process, over real HTTP) with its
 // config, git host and ledger.
 type world struct {
-	t       *testing.T
-	host    gitHost
+	t        *testing.T
+	host     gitHost
+	registry *fakegar.Server // Artifact Registry, for release tag lookups
 	cfgPath string
 	env     map[string]string
 	base    string // http://127.0.0.1:PORT
 	stop    func() int
+	logMu   sync.Mutex
+	logBuf  bytes.Buffer // everything pinroll serve wrote, across restarts
+}
+
+// logs returns what pinroll serve printed so far.
+func (w *world) logs() string {
+	w.logMu.Lock()
+	defer w.logMu.Unlock()
+	return w.logBuf.String()
 }
 
 // scenarioConfig is the config every scenario serves: two images carried by
@@ -152,15 +163,29 @@ environments:
     release: {}
 `
 
-func newWorld(t *testing.T, b backend) *world {
+// webhookSecret is the PINROLL_WEBHOOK_SECRET of every world.
+const webhookSecret = "test-webhook-secret"
+
+// newWorld starts pinroll serve on backend b; edits, if any, change the
+// scenario config first.
+func newWorld(t *testing.T, b backend, edits ...func(string) string) *world {
 	host := b.git(t)
 	gitYAML, env := host.configure()
 	cfg := gitYAML + fmt.Sprintf(scenarioConfig, b.ledger(t))
+	for _, e := range edits {
+		cfg = e(cfg)
+	}
+	reg := fakegar.Start(t)
+	if env == nil {
+		env = map[string]string{}
+	}
+	env["PINROLL_WEBHOOK_SECRET"] = webhookSecret
+	env["PINROLL_ARTIFACT_REGISTRY_ENDPOINT"] = reg.Addr()
 	path := filepath.Join(t.TempDir(), "pinroll.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	w := &world{t: t, host: host, cfgPath: path, env: env}
+	w := &world{t: t, host: host, registry: reg, cfgPath: path, env: env}
 	w.start()
 	t.Cleanup(func() { w.stop() })
 	return w
@@ -171,10 +196,8 @@ func (w *world) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan int, 1)
-	var logs bytes.Buffer
-	var mu sync.Mutex
 	env := &cliEnv{
-		stdout: lockedWriter{&mu, &logs}, stderr: lockedWriter{&mu, &logs},
+		stdout: lockedWriter{&w.logMu, &w.logBuf}, stderr: lockedWriter{&w.logMu, &w.logBuf},
 		getenv: func(k string) string { return w.env[k] },
 		ready:  func(addr string) { ready <- addr },
 	}
@@ -184,7 +207,7 @@ func (w *world) start() {
 		w.base = "http://" + addr
 	case code := <-done:
 		cancel()
-		w.t.Fatalf("pinroll serve exited with %d:\n%s", code, logs.String())
+		w.t.Fatalf("pinroll serve exited with %d:\n%s", code, w.logs())
 	case <-time.After(30 * time.Second):
 		cancel()
 		w.t.Fatal("pinroll serve did not start")
@@ -198,9 +221,7 @@ func (w *world) start() {
 		cancel()
 		code := <-done
 		if w.t.Failed() {
-			mu.Lock()
-			w.t.Logf("pinroll serve logs:\n%s", logs.String())
-			mu.Unlock()
+			w.t.Logf("pinroll serve logs:\n%s", w.logs())
 		}
 		return code
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/pinroll/pinroll/internal/gitops/local"
 	"github.com/pinroll/pinroll/internal/ledger"
 	"github.com/pinroll/pinroll/internal/ledger/bolt"
+	"github.com/pinroll/pinroll/internal/ledger/firestore"
 )
 
 // App is a wired pinroll.
@@ -73,12 +74,18 @@ func openRegistry(ctx context.Context, cfg *config.Config, getenv func(string) s
 	if !needed {
 		return nil, nil
 	}
-	var opts []option.ClientOption
-	if ep := getenv(RegistryEndpointEnv); ep != "" {
-		opts = append(opts, option.WithEndpoint(ep), option.WithoutAuthentication(),
+	ep := getenv(RegistryEndpointEnv)
+	if ep != "" {
+		return gar.NewRegistry(ctx, option.WithEndpoint(ep), option.WithoutAuthentication(),
 			option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
 	}
-	return gar.NewRegistry(ctx, opts...)
+	// Finding Google credentials probes the GCE metadata server when no
+	// other source exists; only the cloud setup, or a machine given
+	// credentials explicitly, looks for them.
+	if !strings.HasPrefix(cfg.Ledger, "firestore://") && getenv("GOOGLE_APPLICATION_CREDENTIALS") == "" {
+		return nil, errors.New("local mode without GOOGLE_APPLICATION_CREDENTIALS")
+	}
+	return gar.NewRegistry(ctx)
 }
 
 // Close releases what Open acquired.
@@ -97,6 +104,13 @@ func OpenLedger(ctx context.Context, url string) (ledger.Ledger, error) {
 	switch scheme {
 	case "bolt":
 		l, err := bolt.Open(rest)
+		if err != nil {
+			return nil, fmt.Errorf("open ledger %s: %w", url, err)
+		}
+		return l, nil
+	case "firestore":
+		project, database, _ := strings.Cut(rest, "/")
+		l, err := firestore.Open(ctx, project, database)
 		if err != nil {
 			return nil, fmt.Errorf("open ledger %s: %w", url, err)
 		}

@@ -35,8 +35,13 @@
 // time == t (ties at the limit), or with digest == d; promotions with
 // image == i (and tag == t: equality filters only, which Firestore serves by
 // merging single-field indexes). Small sets are read whole and filtered and
-// sorted in memory: pins, holds, promotions and the list of history streams,
-// each bounded by the number of environments, images and waiting releases.
+// sorted in memory: pins (Pins), all promotions (Promotions("", "")) and the
+// list of history streams, each bounded by the number of environments,
+// images and waiting releases.
+//
+// The deliveries collection grows by one small document per message; a
+// Firestore TTL policy on its field "at" (e.g. 30 days, past Pub/Sub's
+// 7-day retention) keeps it in check without code.
 package firestore
 
 import (

@@ -1,0 +1,212 @@
+package function
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/pinroll/pinroll/internal/app"
+	"github.com/pinroll/pinroll/internal/config"
+	"github.com/pinroll/pinroll/internal/demo"
+	"github.com/pinroll/pinroll/internal/engine"
+	"github.com/pinroll/pinroll/internal/gar"
+	"github.com/pinroll/pinroll/internal/logging"
+	"github.com/pinroll/pinroll/internal/testing/gittest"
+)
+
+const (
+	serverRepo = "asia-northeast2-docker.pkg.dev/PROJECT/backend/server"
+	devPath    = "k8s/namespaces/backend/overlays/dev/kustomization.yaml"
+)
+
+// fixture is a target over a demo GitOps repo and a bolt ledger.
+type fixture struct {
+	t    *target
+	repo string
+	logs *syncBuffer
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	repo := filepath.Join(dir, "gitops.git")
+	if _, err := demo.Seed(repo, "main"); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`git:
+  repo: %s
+  branch: main
+  author: {name: pinroll, email: pinroll@example.com}
+ledger: bolt://%s
+images:
+  - name: server
+    repository: %s
+environments:
+  - name: dev
+    path: k8s/namespaces/backend/overlays/dev
+    track: latest
+`, repo, filepath.Join(dir, "ledger.db"), serverRepo)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	log := logging.New(logs, slog.LevelInfo)
+	a, err := app.Open(t.Context(), cfg, func(string) string { return "" }, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	return &fixture{t: &target{eng: a.Engine, log: log}, repo: repo, logs: logs}
+}
+
+func push(id, digest string) gar.Message {
+	return gar.Message{ID: id, PublishTime: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC), Action: gar.ActionInsert,
+		Repository: serverRepo, Digest: digest, Tag: "latest"}
+}
+
+func digest(n int) string { return fmt.Sprintf("sha256:%064x", 0xf0_0000+n) }
+
+func garEvent(t *testing.T, m gar.Message) event.Event {
+	t.Helper()
+	ev, err := gar.NewEvent(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+// rawEvent is a messagePublished CloudEvent whose message data is data, valid
+// or not.
+func rawEvent(t *testing.T, typ, id, data string) event.Event {
+	t.Helper()
+	ev := event.New()
+	ev.SetID(id)
+	ev.SetType(typ)
+	ev.SetSource("//pubsub.googleapis.com/projects/PROJECT/topics/gcr")
+	env := map[string]any{"message": map[string]any{"data": base64.StdEncoding.EncodeToString([]byte(data)), "messageId": id}}
+	if err := ev.SetData(event.ApplicationJSON, env); err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+func TestOnImagePushed(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name string
+		// event returns the event to deliver; it may break the fixture first.
+		event   func(t *testing.T, f *fixture) event.Event
+		wantErr error // nil: acknowledged
+		outcome string
+		pinned  string // the digest dev pins afterwards
+	}{
+		{
+			name:    "pinned",
+			event:   func(t *testing.T, f *fixture) event.Event { return garEvent(t, push("m1", digest(1))) },
+			outcome: `"outcome":"pinned"`,
+			pinned:  digest(1),
+		},
+		{
+			name: "malformed data is rejected and acknowledged",
+			event: func(t *testing.T, f *fixture) event.Event {
+				return rawEvent(t, gar.PubSubEventType, "m2", `{"action":"INSERT","digest":"not a reference"}`)
+			},
+			outcome: `"outcome":"rejected"`,
+		},
+		{
+			name: "another event type is acknowledged",
+			event: func(t *testing.T, f *fixture) event.Event {
+				return rawEvent(t, "google.cloud.storage.object.v1.finalized", "m3", `{}`)
+			},
+			outcome: `"outcome":"rejected"`,
+		},
+		{
+			name: "git unavailable is retried",
+			event: func(t *testing.T, f *fixture) event.Event {
+				if err := os.Rename(f.repo, f.repo+".away"); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = os.Rename(f.repo+".away", f.repo) })
+				return garEvent(t, push("m4", digest(4)))
+			},
+			wantErr: engine.ErrTransient,
+			outcome: `"severity":"ERROR"`,
+		},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			err := f.t.onImagePushed(t.Context(), c.event(t, f))
+			switch {
+			case c.wantErr == nil && err != nil:
+				t.Fatalf("OnImagePushed = %v, want nil (acknowledged)", err)
+			case c.wantErr != nil && !errors.Is(err, c.wantErr):
+				t.Fatalf("OnImagePushed = %v, want %v", err, c.wantErr)
+			}
+			logs := f.logs.String()
+			if n := strings.Count(logs, `"message":"gar message`); n != 1 {
+				t.Errorf("want one log line for the event, got %d:\n%s", n, logs)
+			}
+			if !strings.Contains(logs, c.outcome) {
+				t.Errorf("log lacks %s:\n%s", c.outcome, logs)
+			}
+			if c.pinned != "" {
+				if y := gittest.File(t, f.repo, "main", devPath); !bytes.Contains(y, []byte("digest: "+c.pinned)) {
+					t.Errorf("dev overlay does not pin %s:\n%s", c.pinned, y)
+				}
+			}
+		})
+	}
+}
+
+func TestLazyTargetRetriesAfterFailure(t *testing.T) {
+	t.Parallel()
+	calls := 0
+	want := &target{}
+	l := &lazyTarget{open: func(context.Context) (*target, error) {
+		calls++
+		if calls == 1 {
+			return nil, errors.New("ledger unreachable")
+		}
+		return want, nil
+	}}
+	if _, err := l.get(t.Context()); err == nil {
+		t.Fatal("first get succeeded, want the open error")
+	}
+	for range 2 {
+		if got, err := l.get(t.Context()); err != nil || got != want {
+			t.Fatalf("get = %v, %v; want the target", got, err)
+		}
+	}
+	if calls != 2 {
+		t.Errorf("open called %d times, want 2 (once more after the failure, then never)", calls)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -1,0 +1,123 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pinroll/pinroll/internal/demo"
+	"github.com/pinroll/pinroll/internal/engine"
+	"github.com/pinroll/pinroll/internal/gitops/github"
+	"github.com/pinroll/pinroll/internal/ledger/bolt"
+	"github.com/pinroll/pinroll/internal/testing/fakegithub"
+)
+
+type ghFixture struct {
+	eng  *engine.Engine
+	gh   *fakegithub.Server
+	repo *github.Repo
+}
+
+func newGitHubFixture(t testing.TB) *ghFixture {
+	t.Helper()
+	gh := fakegithub.New(t, "acme", "cloud-provisioning", "main", demo.Files())
+	repo, err := github.New(github.Options{Repo: gh.RepoURL(), APIURL: gh.URL(), Token: gh.Token()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := bolt.Open(filepath.Join(t.TempDir(), "ledger.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	eng := engine.New(engine.Options{Config: testConfig(t, gh.RepoURL()), Ledger: l, Repo: repo, Backoff: time.Millisecond})
+	return &ghFixture{eng: eng, gh: gh, repo: repo}
+}
+
+// TestForeignWriterOnEveryAttempt makes somebody else's commit land between
+// pinroll's read and its ref update on each of the first three attempts.
+func TestForeignWriterOnEveryAttempt(t *testing.T) {
+	t.Parallel()
+	f := newGitHubFixture(t)
+	f.gh.ForeignCommitsBeforeUpdate(3)
+	res, err := f.eng.Push(context.Background(), msg("m", 1, "latest"))
+	if err != nil || res.Outcome != engine.Pinned {
+		t.Fatalf("push: %+v %v", res, err)
+	}
+	log := f.gh.Log("main")
+	if len(log) != 5 {
+		t.Fatalf("want seed + 3 foreign commits + the pin, got %d commits", len(log))
+	}
+	if log[0].Author.Email != "pinroll@example.com" || log[0].SHA != res.Commit() {
+		t.Fatalf("the pin is not on top: %s by %s", log[0].SHA, log[0].Author.Email)
+	}
+	for _, c := range log[1:4] {
+		if c.Author.Email == "pinroll@example.com" {
+			t.Fatalf("a foreign commit was replaced: %+v", c)
+		}
+	}
+	if !strings.Contains(string(f.gh.File("main", "k8s/namespaces/backend/overlays/dev/kustomization.yaml")), msg("m", 1, "").Digest) {
+		t.Fatal("digest not pinned")
+	}
+	// Each lost race costs a read, a tree, a commit, the refused update and
+	// one check query; the winning attempt 4 calls.
+	if n := f.repo.Calls(); n > 3*5+4 {
+		t.Fatalf("%d API calls, want at most %d", n, 3*5+4)
+	}
+}
+
+// BenchmarkRollingPinGitHub pins a new digest per op through the GitHub
+// backend (each op amends the rolling commit) and reports API calls per pin.
+func BenchmarkRollingPinGitHub(b *testing.B) {
+	benchGitHub(b, 0, true)
+}
+
+// BenchmarkRollingPinGitHubUnchanged re-delivers the pinned digest under new
+// message ids: nothing changes, one read.
+func BenchmarkRollingPinGitHubUnchanged(b *testing.B) {
+	benchGitHub(b, 0, false)
+}
+
+// BenchmarkRollingPinGitHubLatency100ms is the changing pin with 100 ms
+// injected per GitHub round trip; it reports the pin's p50 and p99.
+func BenchmarkRollingPinGitHubLatency100ms(b *testing.B) {
+	benchGitHub(b, 100*time.Millisecond, true)
+}
+
+func benchGitHub(b *testing.B, latency time.Duration, change bool) {
+	f := newGitHubFixture(b)
+	ctx := context.Background()
+	if _, err := f.eng.Push(ctx, msg("warm", 1, "latest")); err != nil {
+		b.Fatal(err)
+	}
+	f.gh.SetLatency(latency)
+	start := f.repo.Calls()
+	var took []time.Duration
+	i := 1
+	for b.Loop() {
+		i++
+		m := msg(fmt.Sprint("b", i), i, "latest")
+		if !change {
+			m.Digest = msg("", 1, "").Digest
+		}
+		t0 := time.Now()
+		res, err := f.eng.Push(ctx, m)
+		took = append(took, time.Since(t0))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if want := map[bool]engine.Outcome{true: engine.Pinned, false: engine.Unchanged}[change]; res.Outcome != want {
+			b.Fatalf("outcome %s, want %s", res.Outcome, want)
+		}
+	}
+	b.ReportMetric(float64(f.repo.Calls()-start)/float64(len(took)), "api-calls/op")
+	if latency > 0 {
+		slices.Sort(took)
+		b.ReportMetric(float64(took[len(took)/2].Milliseconds()), "p50-ms")
+		b.ReportMetric(float64(took[(len(took)*99)/100].Milliseconds()), "p99-ms")
+	}
+}
