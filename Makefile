@@ -2,6 +2,8 @@
 GO      ?= go
 BIN     := bin/pinroll
 CONFIG  ?= examples/pinroll.yaml
+# A webhook secret for the local demo only (pinroll refuses unsigned webhooks).
+export PINROLL_WEBHOOK_SECRET ?= local-demo-secret
 PKGS    := ./...
 
 .DEFAULT_GOAL := help

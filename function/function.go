@@ -11,12 +11,15 @@
 // Targets:
 //   - OnImagePushed (CloudEvent): an Artifact Registry notification delivered
 //     by Eventarc as google.cloud.pubsub.topic.v1.messagePublished (SPEC §4.1).
+//   - OnGitHubWebhook (HTTP): a GitHub webhook, verified by its HMAC signature
+//     (SPEC §4.2); the release event promotes to release environments.
 package function
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"sync"
 	"time"
@@ -30,10 +33,32 @@ import (
 	"github.com/pinroll/pinroll/internal/engine"
 	"github.com/pinroll/pinroll/internal/gar"
 	"github.com/pinroll/pinroll/internal/logging"
+	"github.com/pinroll/pinroll/internal/server"
 )
 
 func init() {
 	functions.CloudEvent("OnImagePushed", OnImagePushed)
+	functions.HTTP("OnGitHubWebhook", OnGitHubWebhook)
+}
+
+// OnGitHubWebhook handles a GitHub webhook delivery exactly as POST /github
+// of `pinroll serve` does (SPEC §4.2): signature first, then the release.
+func OnGitHubWebhook(w http.ResponseWriter, r *http.Request) {
+	t, err := defaultTarget.get(r.Context())
+	if err != nil {
+		http.Error(w, `{"error":"pinroll is not ready"}`, http.StatusServiceUnavailable)
+		return
+	}
+	t.onGitHubWebhook(w, r)
+}
+
+// onGitHubWebhook is OnGitHubWebhook over t.
+func (t *target) onGitHubWebhook(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, `{"error":"POST only"}`, http.StatusMethodNotAllowed)
+		return
+	}
+	t.srv.HandleGitHub(w, r.WithContext(engine.WithLogger(r.Context(), t.log)))
 }
 
 // OnImagePushed handles one Artifact Registry notification, a Pub/Sub
@@ -55,6 +80,7 @@ func OnImagePushed(ctx context.Context, ev event.Event) error {
 // target is what the handlers share: the engine and the logger.
 type target struct {
 	eng *engine.Engine
+	srv *server.Server
 	log *slog.Logger
 }
 
@@ -65,11 +91,11 @@ func (t *target) onImagePushed(ctx context.Context, ev event.Event) error {
 	msg, err := decode(ctx, ev)
 	if err != nil {
 		// Unreadable or rejected: redelivering the same event cannot help.
-		t.logEvent(ctx, ev.ID(), engine.Result{Outcome: engine.Rejected, Reason: err.Error()}, start, nil)
+		engine.LogEvent(ctx, "gar message", ev.ID(), engine.Result{Outcome: engine.Rejected, Reason: err.Error()}, time.Since(start), nil)
 		return nil
 	}
 	res, err := t.eng.Push(ctx, msg)
-	t.logEvent(ctx, msg.ID, res, start, err)
+	engine.LogEvent(ctx, "gar message", msg.ID, res, time.Since(start), err)
 	if err != nil {
 		return fmt.Errorf("gar message %s: %w", msg.ID, err)
 	}
@@ -85,48 +111,6 @@ func decode(ctx context.Context, ev event.Event) (gar.Message, error) {
 		return gar.Message{}, fmt.Errorf("%w: encode CloudEvent %s: %w", gar.ErrUnreadable, ev.ID(), err)
 	}
 	return gar.Decode(req, 0)
-}
-
-// logEvent writes the one line per handled event (SPEC §9), with the fields
-// internal/server uses.
-func (t *target) logEvent(ctx context.Context, delivery string, res engine.Result, start time.Time, err error) {
-	attrs := []any{
-		"delivery", delivery,
-		"image", res.Image,
-		"digest", res.Digest,
-		"tag", res.Tag,
-		"outcome", string(res.Outcome),
-		"duration_ms", time.Since(start).Milliseconds(),
-	}
-	switch len(res.Envs) {
-	case 0:
-	case 1:
-		attrs = append(attrs, "env", res.Envs[0].Env)
-	default:
-		envs := make([]string, 0, len(res.Envs))
-		for _, e := range res.Envs {
-			envs = append(envs, e.Env)
-		}
-		attrs = append(attrs, "env", envs)
-	}
-	if c := res.Commit(); c != "" {
-		attrs = append(attrs, "commit", c)
-	}
-	if res.Reason != "" {
-		attrs = append(attrs, "reason", res.Reason)
-	}
-	if res.Duplicate {
-		attrs = append(attrs, "duplicate", true)
-	}
-	switch {
-	case err != nil:
-		attrs = append(attrs, "error", err.Error())
-		t.log.ErrorContext(ctx, "gar message failed", attrs...)
-	case res.Outcome == engine.Rejected:
-		t.log.WarnContext(ctx, "gar message", attrs...)
-	default:
-		t.log.InfoContext(ctx, "gar message", attrs...)
-	}
 }
 
 // defaultTarget is the target the registered functions use, built from the
@@ -174,5 +158,6 @@ func openTarget(ctx context.Context) (*target, error) {
 		return nil, fmt.Errorf("pinroll function: %w", err)
 	}
 	log.Info("pinroll function ready", "repo", cfg.Git.Repo, "ledger", cfg.Ledger)
-	return &target{eng: a.Engine, log: log}, nil
+	srv := server.New(server.Options{Engine: a.Engine, Logger: log, WebhookSecret: cfg.Secrets.WebhookSecret})
+	return &target{eng: a.Engine, srv: srv, log: log}, nil
 }

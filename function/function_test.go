@@ -3,10 +3,15 @@ package function
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,6 +27,7 @@ import (
 	"github.com/pinroll/pinroll/internal/engine"
 	"github.com/pinroll/pinroll/internal/gar"
 	"github.com/pinroll/pinroll/internal/logging"
+	"github.com/pinroll/pinroll/internal/server"
 	"github.com/pinroll/pinroll/internal/testing/gittest"
 )
 
@@ -52,10 +58,14 @@ ledger: bolt://%s
 images:
   - name: server
     repository: %s
+    source: example/backend
 environments:
   - name: dev
     path: k8s/namespaces/backend/overlays/dev
     track: latest
+  - name: prod
+    path: k8s/namespaces/backend/overlays/prod
+    release: {}
 `, repo, filepath.Join(dir, "ledger.db"), serverRepo)))
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +77,8 @@ environments:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = a.Close() })
-	return &fixture{t: &target{eng: a.Engine, log: log}, repo: repo, logs: logs}
+	srv := server.New(server.Options{Engine: a.Engine, Logger: log, WebhookSecret: webhookSecret})
+	return &fixture{t: &target{eng: a.Engine, srv: srv, log: log}, repo: repo, logs: logs}
 }
 
 func push(id, digest string) gar.Message {
@@ -209,4 +220,39 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+const webhookSecret = "function-test-secret"
+
+func TestOnGitHubWebhook(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	m := push("v", digest(7))
+	m.Tag = "v1.4.0"
+	if _, err := f.t.eng.Push(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	body := `{"action":"published","release":{"tag_name":"v1.4.0","html_url":"https://github.com/example/backend/releases/tag/v1.4.0"},"repository":{"full_name":"example/backend"}}`
+	send := func(secret string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-GitHub-Event", "release")
+		req.Header.Set("X-GitHub-Delivery", "d-"+secret)
+		mac := hmac.New(sha256.New, []byte(secret))
+		mac.Write([]byte(body))
+		req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+		rec := httptest.NewRecorder()
+		f.t.onGitHubWebhook(rec, req)
+		return rec
+	}
+	if rec := send("wrong"); rec.Code != http.StatusUnauthorized {
+		t.Fatalf("wrong signature: %d %s", rec.Code, rec.Body)
+	}
+	if rec := send(webhookSecret); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"pinned"`) {
+		t.Fatalf("signed release: %d %s", rec.Code, rec.Body)
+	}
+	prod := string(gittest.File(t, f.repo, "main", "k8s/namespaces/backend/overlays/prod/kustomization.yaml"))
+	if !strings.Contains(prod, "newTag: v1.4.0") || !strings.Contains(prod, "digest: "+digest(7)) {
+		t.Fatalf("prod overlay:\n%s", prod)
+	}
 }

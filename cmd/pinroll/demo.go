@@ -39,21 +39,32 @@ func demoSeed(ctx context.Context, env *cliEnv, args []string) error {
 		state = "created"
 	}
 	img := cfg.Images[0]
-	fmt.Fprintf(env.stdout, `Demo GitOps repository %s (%s), ledger %s.
+	fmt.Fprintf(env.stdout, `Demo GitOps repository %[1]s (%[2]s), ledger %[3]s.
 
-Try it, in another terminal while pinroll serves on :8080:
+Try it in another terminal while pinroll serves on :8080. Two pushes of latest
+fold into one rolling commit on top, pinning the second digest:
 
-  ./bin/pinroll notify %s@sha256:%s --tag latest
-  ./bin/pinroll notify %s@sha256:%s --tag latest
+  ./bin/pinroll notify %[4]s@sha256:%[5]s --tag latest
+  ./bin/pinroll notify %[4]s@sha256:%[6]s --tag latest
+  git --git-dir %[1]s log --format='%%h %%an: %%s'
 
-Then look at the result: one rolling bot commit on top, pinning the second digest:
+A release promotes to prod (make run sets PINROLL_WEBHOOK_SECRET=%[7]s):
 
-  git --git-dir %s log --format='%%h %%an: %%s' 
-  git --git-dir %s show main:%s
-`, repo, state, cfg.Ledger,
-		img.Repository, sampleHex('a'), img.Repository, sampleHex('b'),
-		filepath.Clean(repo), filepath.Clean(repo), cfg.Environments[0].Kustomization())
+  ./bin/pinroll notify %[4]s@sha256:%[6]s --tag v1.0.0
+  PINROLL_WEBHOOK_SECRET=%[7]s ./bin/pinroll release %[8]s v1.0.0
+  git --git-dir %[1]s show main:%[9]s
+`, filepath.Clean(repo), state, cfg.Ledger, img.Repository, sampleHex('a'), sampleHex('b'),
+		env.getenv("PINROLL_WEBHOOK_SECRET"), img.Source, prodKustomization(cfg))
 	return nil
+}
+
+func prodKustomization(cfg *config.Config) string {
+	for _, e := range cfg.Environments {
+		if e.IsRelease() {
+			return e.Kustomization()
+		}
+	}
+	return cfg.Environments[0].Kustomization()
 }
 
 func sampleHex(c byte) string {

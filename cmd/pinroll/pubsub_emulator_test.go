@@ -13,9 +13,6 @@ import (
 	"github.com/pinroll/pinroll/internal/testing/emulator"
 )
 
-// TestMain stops the emulators the tests started (internal/testing/emulator).
-func TestMain(m *testing.M) { emulator.Main(m) }
-
 // pubsubProject is a project of its own on the Pub/Sub emulator, started or
 // found by internal/testing/emulator (skipped without gcloud, failing under
 // CI=true).

@@ -35,9 +35,21 @@ func TestPubSubPushRedeliversUntilPinned(t *testing.T) {
 	d := digest(1)
 	id := ps.publish(t, topic, garData(t, serverRepo, d, "latest"))
 
-	w.waitPinned(t, "server", d, 60*time.Second)
-
-	got := proxy.deliveries()
+	// Wait for the proxy to record the successful delivery, which it does
+	// only after serve answered, so after the pin landed.
+	var got []delivery
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		got = proxy.deliveries()
+		if n := len(got); n > 0 && got[n-1].status/100 == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no successful push delivery within 60s: %+v", got)
+		}
+	}
+	if p := w.pinned(t, "server"); p != d {
+		t.Fatalf("dev pins %q, want %q", p, d)
+	}
 	if len(got) < 2 {
 		t.Fatalf("proxy saw %d deliveries, want the failed one and a redelivery", len(got))
 	}

@@ -72,13 +72,12 @@ func watch(ctx context.Context, env *cliEnv, args []string) error {
 	sub := client.Subscriber(*subName)
 	sub.ReceiveSettings.NumGoroutines = 1
 	sub.ReceiveSettings.MaxOutstandingMessages = *concurrency
-	sub.ReceiveSettings.ShutdownOptions = &pubsub.ShutdownOptions{
-		Timeout:  watchGrace,
-		Behavior: pubsub.ShutdownBehaviorWaitForProcessing,
-	}
-
-	// Receive cancels its callbacks' context as soon as ctx is done; pins in
-	// flight get watchGrace more to finish, so a stop does not waste them.
+	// No ShutdownOptions: the default shutdown waits for every callback to
+	// return and flushes their acks before Receive returns, which a timed
+	// one does not (it returns at once and leaves the callbacks running).
+	// watchGrace bounds the callbacks instead: Receive cancels their context
+	// as soon as ctx is done, so they get a context of their own that lasts
+	// watchGrace longer, and a pin in flight at SIGTERM can still finish.
 	work, cancelWork := context.WithCancel(engine.WithLogger(context.WithoutCancel(ctx), log))
 	defer cancelWork()
 	stopGrace := context.AfterFunc(ctx, func() {
@@ -120,16 +119,23 @@ type watcher struct {
 // data included; nack a failure worth redelivering.
 func (w *watcher) handle(ctx context.Context, m *pubsub.Message) {
 	start := time.Now()
+	ctx = engine.WithLogger(ctx, w.log)
+	if w.stop.Err() != nil {
+		// Pulled before the stop but not started: leave it to the next run.
+		w.log.Info("gar message left for redelivery: stopping", "delivery", m.ID)
+		m.Nack()
+		return
+	}
 	msg, err := gar.ParseData(m.Data)
 	if err != nil {
 		// Redelivering malformed data cannot help.
-		w.logEvent(m.ID, engine.Result{Outcome: engine.Rejected, Reason: err.Error()}, start, nil)
+		engine.LogEvent(ctx, "gar message", m.ID, engine.Result{Outcome: engine.Rejected, Reason: err.Error()}, time.Since(start), nil)
 		m.Ack()
 		return
 	}
 	msg.ID, msg.PublishTime = m.ID, m.PublishTime.UTC()
 	res, err := w.eng.Push(ctx, msg)
-	w.logEvent(m.ID, res, start, err)
+	engine.LogEvent(ctx, "gar message", m.ID, res, time.Since(start), err)
 	if err != nil {
 		select {
 		case <-time.After(nackDelay):
@@ -139,46 +145,4 @@ func (w *watcher) handle(ctx context.Context, m *pubsub.Message) {
 		return
 	}
 	m.Ack()
-}
-
-// logEvent writes the one line per handled message (SPEC §9), with the fields
-// internal/server uses.
-func (w *watcher) logEvent(delivery string, res engine.Result, start time.Time, err error) {
-	attrs := []any{
-		"delivery", delivery,
-		"image", res.Image,
-		"digest", res.Digest,
-		"tag", res.Tag,
-		"outcome", string(res.Outcome),
-		"duration_ms", time.Since(start).Milliseconds(),
-	}
-	switch len(res.Envs) {
-	case 0:
-	case 1:
-		attrs = append(attrs, "env", res.Envs[0].Env)
-	default:
-		envs := make([]string, 0, len(res.Envs))
-		for _, e := range res.Envs {
-			envs = append(envs, e.Env)
-		}
-		attrs = append(attrs, "env", envs)
-	}
-	if c := res.Commit(); c != "" {
-		attrs = append(attrs, "commit", c)
-	}
-	if res.Reason != "" {
-		attrs = append(attrs, "reason", res.Reason)
-	}
-	if res.Duplicate {
-		attrs = append(attrs, "duplicate", true)
-	}
-	switch {
-	case err != nil:
-		attrs = append(attrs, "error", err.Error())
-		w.log.Error("gar message failed", attrs...)
-	case res.Outcome == engine.Rejected:
-		w.log.Warn("gar message", attrs...)
-	default:
-		w.log.Info("gar message", attrs...)
-	}
 }

@@ -158,3 +158,44 @@ func TestWatchMissingSubscriptionFails(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q; want 1 and the subscription named", code, out.String())
 	}
 }
+
+// TestWatchNacksTransientFailures makes git unavailable while a message is
+// handled: watch nacks it, Pub/Sub redelivers it, and once git is back the
+// redelivery pins.
+func TestWatchNacksTransientFailures(t *testing.T) {
+	t.Parallel()
+	ps := newPubSubProject(t)
+	w := watchWorld(t)
+	repo := w.host.(*localHost).dir
+	topic := ps.createTopic(t, "gcr")
+	sub := ps.createSubscription(t, "pinroll-pull", topic, "")
+	stop, logs := startWatch(t, w, sub)
+	waitLog(t, logs, `"message":"pinroll watching"`)
+	if err := os.Rename(repo, repo+".away"); err != nil {
+		t.Fatal(err)
+	}
+	ps.publish(t, topic, garData(t, serverRepo, digest(1), "latest"))
+	waitLog(t, logs, `"message":"gar message failed"`)
+	if err := os.Rename(repo+".away", repo); err != nil {
+		t.Fatal(err)
+	}
+	w.waitPinned(t, "server", digest(1), 30*time.Second)
+	if code := stop(); code != 0 {
+		t.Fatalf("pinroll watch exited %d, want 0", code)
+	}
+	if !strings.Contains(logs(), `"outcome":"pinned"`) && !strings.Contains(logs(), `"outcome":"unchanged"`) {
+		t.Errorf("the redelivery was not logged as handled:\n%s", logs())
+	}
+}
+
+// waitLog waits until logs holds want, failing after 30s.
+func waitLog(t *testing.T, logs func() string, want string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(logs(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s logged within 30s:\n%s", want, logs())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

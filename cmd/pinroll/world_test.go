@@ -21,6 +21,7 @@ import (
 	"github.com/pinroll/pinroll/internal/demo"
 	"github.com/pinroll/pinroll/internal/gar"
 	"github.com/pinroll/pinroll/internal/gitops"
+	"github.com/pinroll/pinroll/internal/testing/emulator"
 	"github.com/pinroll/pinroll/internal/testing/fakegar"
 	"github.com/pinroll/pinroll/internal/testing/fakegithub"
 	"github.com/pinroll/pinroll/internal/testing/gittest"
@@ -82,6 +83,14 @@ type backend struct {
 var backends = []backend{
 	{name: "local+bolt", git: newLocalHost, ledger: boltLedger},
 	{name: "github+bolt", git: newGitHubHost, ledger: boltLedger},
+	{name: "local+firestore", git: newLocalHost, ledger: firestoreLedger},
+}
+
+// firestoreLedger is a fresh project on the Firestore emulator (started on
+// first use; skipped without gcloud, except under CI=true).
+func firestoreLedger(t testing.TB) string {
+	emulator.Firestore(t)
+	return "firestore://" + emulator.ProjectID(t)
 }
 
 // githubHost is a fake GitHub (real git objects, GitHub's rules) seeded with
@@ -109,7 +118,9 @@ func (h *githubHost) log(t testing.TB) []gitops.Commit {
 
 func (h *githubHost) file(t testing.TB, p string) []byte { return h.gh.File("main", p) }
 
-func (h *githubHost) human(t testing.TB) interface{ Push(path, content, message string) error } {
+func (h *githubHost) human(t testing.TB) interface {
+	Push(path, content, message string) error
+} {
 	return ghHuman{h.gh}
 }
 
@@ -130,12 +141,12 @@ type world struct {
 	t        *testing.T
 	host     gitHost
 	registry *fakegar.Server // Artifact Registry, for release tag lookups
-	cfgPath string
-	env     map[string]string
-	base    string // http://127.0.0.1:PORT
-	stop    func() int
-	logMu   sync.Mutex
-	logBuf  bytes.Buffer // everything pinroll serve wrote, across restarts
+	cfgPath  string
+	env      map[string]string
+	base     string // http://127.0.0.1:PORT
+	stop     func() int
+	logMu    sync.Mutex
+	logBuf   bytes.Buffer // everything pinroll serve wrote, across restarts
 }
 
 // logs returns what pinroll serve printed so far.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/pinroll/pinroll/internal/config"
 	"github.com/pinroll/pinroll/internal/engine"
+	"github.com/pinroll/pinroll/internal/events"
 	"github.com/pinroll/pinroll/internal/gar"
 	"github.com/pinroll/pinroll/internal/gitops"
 	"github.com/pinroll/pinroll/internal/gitops/github"
@@ -54,6 +55,16 @@ func Open(ctx context.Context, cfg *config.Config, getenv func(string) string, l
 	} else if reg != nil {
 		a.closers = append(a.closers, reg.Close)
 		opts.Registry = reg
+	}
+	if cfg.Events.Topic != "" {
+		// Without cancel: pins finishing after SIGTERM still publish.
+		pub, err := events.New(context.WithoutCancel(ctx), cfg.Events.Topic)
+		if err != nil {
+			_ = a.Close()
+			return nil, err
+		}
+		a.closers = append(a.closers, pub.Close)
+		opts.Events = pub
 	}
 	a.Engine = engine.New(opts)
 	return a, nil

@@ -163,6 +163,16 @@ type target struct {
 // that those pins are durable. It returns the branch tip that carries them and
 // the pins it committed.
 func (e *Engine) reconcile(ctx context.Context, branch string, kind gitops.Kind, targets []target, subject, text string) (string, []ledger.Pin, error) {
+	commit, changed, err := e.reconcileLocked(ctx, branch, kind, targets, subject, text)
+	if err == nil {
+		// After the branch lock: a slow events topic must not stall pins.
+		e.publish(ctx, changed, commit)
+	}
+	return commit, changed, err
+}
+
+// reconcileLocked is reconcile's work, under the branch's lock.
+func (e *Engine) reconcileLocked(ctx context.Context, branch string, kind gitops.Kind, targets []target, subject, text string) (string, []ledger.Pin, error) {
 	unlock, err := e.locks.lock(ctx, branch)
 	if err != nil {
 		return "", nil, fmt.Errorf("%w: wait for branch %s: %w", ErrTransient, branch, err)
@@ -233,8 +243,8 @@ func (e *Engine) reconcile(ctx context.Context, branch string, kind gitops.Kind,
 			return "", nil, fmt.Errorf("%w: record pin %s/%s at %s: %w", ErrTransient, p.Env, p.Image, short(res.Commit), err)
 		}
 	}
-	if res.Changed {
-		e.publish(ctx, changed, res.Commit)
+	if !res.Changed {
+		changed = nil
 	}
 	return res.Commit, changed, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/pinroll/pinroll/internal/demo"
 	"github.com/pinroll/pinroll/internal/engine"
 	"github.com/pinroll/pinroll/internal/gar"
+	"github.com/pinroll/pinroll/internal/gitops"
 	"github.com/pinroll/pinroll/internal/gitops/local"
 	"github.com/pinroll/pinroll/internal/ledger"
 	"github.com/pinroll/pinroll/internal/ledger/bolt"
@@ -206,5 +207,36 @@ func BenchmarkPinLocal(b *testing.B) {
 		if res, err := f.eng.Push(ctx, msg(fmt.Sprint("b", i), i, "latest")); err != nil || res.Outcome != engine.Pinned {
 			b.Fatalf("%+v %v", res, err)
 		}
+	}
+}
+
+// failMoveOnce makes the first branch move fail as a network error would.
+type failMoveOnce struct {
+	gitops.Repo
+	failed atomic.Bool
+}
+
+func (f *failMoveOnce) MoveBranch(ctx context.Context, branch, from, to string) error {
+	if f.failed.CompareAndSwap(false, true) {
+		return errors.New("connection reset")
+	}
+	return f.Repo.MoveBranch(ctx, branch, from, to)
+}
+
+func TestRetriedDeliveryReportsPinned(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	r, err := local.Open(f.gitDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := engine.New(engine.Options{Config: testConfig(t, f.gitDir), Ledger: f.ledger, Repo: &failMoveOnce{Repo: r}})
+	m := msg("m", 1, "latest")
+	if _, err := eng.Push(context.Background(), m); !errors.Is(err, engine.ErrTransient) {
+		t.Fatalf("first attempt: %v, want transient", err)
+	}
+	res, err := eng.Push(context.Background(), m)
+	if err != nil || res.Outcome != engine.Pinned || res.Commit() == "" {
+		t.Fatalf("redelivery: %+v %v, want pinned with a commit", res, err)
 	}
 }

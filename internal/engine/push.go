@@ -122,12 +122,19 @@ func (e *Engine) push(ctx context.Context, m gar.Message, res Result) (Result, e
 	}
 	commits := map[string]string{}
 	for _, g := range order {
-		commit, _, err := e.reconcile(ctx, g.branch, g.kind, groups[g], "", "")
+		commit, changed, err := e.reconcile(ctx, g.branch, g.kind, groups[g], "", "")
 		if err != nil {
 			return res, fmt.Errorf("pin %s on %s: %w", img.Name, g.branch, err)
 		}
 		for _, t := range groups[g] {
 			commits[t.env.Name] = commit
+		}
+		// A redelivery after a failed attempt finds its own claim in the
+		// ledger, yet this reconcile is the one that put it in git.
+		for _, p := range changed {
+			if env, ok := e.cfg.EnvironmentByName(p.Env); ok && p.Digest == m.Digest && claimed[env] == Unchanged {
+				claimed[env] = Pinned
+			}
 		}
 	}
 	for _, env := range envs {

@@ -52,7 +52,7 @@ func (s *Server) HandleGitHub(w http.ResponseWriter, r *http.Request) {
 	}
 	if kind != "release" {
 		res := engine.Result{Outcome: engine.Ignored, Reason: fmt.Sprintf("%q events are not used", kind)}
-		s.logEvent(ctx, "github webhook", delivery, res, start, nil)
+		engine.LogEvent(ctx, "github webhook", delivery, res, time.Since(start), nil)
 		writeJSON(w, http.StatusOK, res)
 		return
 	}
@@ -63,7 +63,7 @@ func (s *Server) HandleGitHub(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			res.Reason += ": " + err.Error()
 		}
-		s.logEvent(ctx, "github webhook", delivery, res, start, nil)
+		engine.LogEvent(ctx, "github webhook", delivery, res, time.Since(start), nil)
 		writeJSON(w, http.StatusBadRequest, res)
 		return
 	}
@@ -80,7 +80,7 @@ func (s *Server) HandleGitHub(w http.ResponseWriter, r *http.Request) {
 		in.PublishedAt = t.Time
 	}
 	res, err := s.eng.Release(ctx, in)
-	s.logEvent(ctx, "github release", delivery, res, start, err)
+	engine.LogEvent(ctx, "github release", delivery, res, time.Since(start), err)
 	switch {
 	case err != nil:
 		writeEngineError(w, err)

@@ -5,7 +5,6 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -89,7 +88,7 @@ func (s *Server) handleGAR(w http.ResponseWriter, r *http.Request) {
 		return
 	case errors.Is(err, gar.ErrRejected):
 		res := engine.Result{Outcome: engine.Rejected, Reason: err.Error()}
-		s.logEvent(ctx, "gar message", msg.ID, res, start, nil)
+		engine.LogEvent(ctx, "gar message", msg.ID, res, time.Since(start), nil)
 		writeJSON(w, http.StatusOK, res)
 		return
 	case err != nil:
@@ -97,52 +96,12 @@ func (s *Server) handleGAR(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := s.eng.Push(ctx, msg)
-	s.logEvent(ctx, "gar message", msg.ID, res, start, err)
+	engine.LogEvent(ctx, "gar message", msg.ID, res, time.Since(start), err)
 	if err != nil {
 		writeEngineError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
-}
-
-// logEvent writes the one line per handled event (SPEC §9).
-func (s *Server) logEvent(ctx context.Context, what, delivery string, res engine.Result, start time.Time, err error) {
-	log := engine.Logger(ctx)
-	attrs := []any{
-		"delivery", delivery,
-		"image", res.Image,
-		"digest", res.Digest,
-		"tag", res.Tag,
-		"outcome", string(res.Outcome),
-		"duration_ms", time.Since(start).Milliseconds(),
-	}
-	var envs []string
-	for _, e := range res.Envs {
-		envs = append(envs, e.Env)
-	}
-	if len(envs) == 1 {
-		attrs = append(attrs, "env", envs[0])
-	} else if len(envs) > 1 {
-		attrs = append(attrs, "env", envs)
-	}
-	if c := res.Commit(); c != "" {
-		attrs = append(attrs, "commit", c)
-	}
-	if res.Reason != "" {
-		attrs = append(attrs, "reason", res.Reason)
-	}
-	if res.Duplicate {
-		attrs = append(attrs, "duplicate", true)
-	}
-	switch {
-	case err != nil:
-		attrs = append(attrs, "error", err.Error())
-		log.Error(what+" failed", attrs...)
-	case res.Outcome == engine.Rejected:
-		log.Warn(what, attrs...)
-	default:
-		log.Info(what, attrs...)
-	}
 }
 
 // writeEngineError maps an engine error to a status: transient → 503 so that
