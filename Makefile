@@ -31,13 +31,20 @@ test: ## Run the whole test suite (emulator tests run when gcloud is installed; 
 bench: ## Run the benchmarks (custom metrics such as api-calls/op)
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 $(PKGS)
 
+.PHONY: emulators
+emulators: ## Run the Firestore (127.0.0.1:8681) and Pub/Sub (127.0.0.1:8685) emulators until Ctrl-C
+	@echo 'export FIRESTORE_EMULATOR_HOST=127.0.0.1:8681 PUBSUB_EMULATOR_HOST=127.0.0.1:8685'
+	gcloud emulators firestore start --host-port=127.0.0.1:8681 --quiet & \
+	gcloud beta emulators pubsub start --host-port=127.0.0.1:8685 --quiet & \
+	wait
+
 .PHONY: lint
 lint: ## go vet + gofmt check
 	$(GO) vet $(PKGS)
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }
 
 .PHONY: fmt
-fmt: ## Format the Go code and Terraform
+fmt: ## Format the Go code
 	gofmt -w .
 
 .PHONY: clean
