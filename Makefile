@@ -28,8 +28,9 @@ test: ## Run the whole test suite (emulator tests run when gcloud is installed; 
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
 .PHONY: bench
-bench: ## Run the benchmarks (custom metrics such as api-calls/op)
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 $(PKGS)
+bench: ## Run the benchmarks (custom metrics such as api-calls/op; p50/p99 over 100 pins at 100 ms latency)
+	$(GO) test -run '^$$' -bench . -skip Latency -benchmem -count=1 $(PKGS)
+	$(GO) test -run '^$$' -bench Latency100ms -benchtime 100x -benchmem -count=1 ./internal/engine
 
 .PHONY: emulators
 emulators: ## Run the Firestore (127.0.0.1:8681) and Pub/Sub (127.0.0.1:8685) emulators until Ctrl-C

@@ -54,8 +54,17 @@ A release promotes to prod (make run sets PINROLL_WEBHOOK_SECRET=%[7]s):
   PINROLL_WEBHOOK_SECRET=%[7]s ./bin/pinroll release %[8]s v1.0.0
   git --git-dir %[1]s show main:%[9]s
 `, filepath.Clean(repo), state, cfg.Ledger, img.Repository, sampleHex('a'), sampleHex('b'),
-		env.getenv("PINROLL_WEBHOOK_SECRET"), img.Source, prodKustomization(cfg))
+		demoSecret(env), img.Source, prodKustomization(cfg))
 	return nil
+}
+
+// demoSecret is the webhook secret to show: make run's demo value, never a
+// real secret somebody exported.
+func demoSecret(env *cliEnv) string {
+	if s := env.getenv("PINROLL_WEBHOOK_SECRET"); s == "local-demo-secret" {
+		return s
+	}
+	return `"$PINROLL_WEBHOOK_SECRET"`
 }
 
 func prodKustomization(cfg *config.Config) string {

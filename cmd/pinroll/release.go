@@ -69,7 +69,7 @@ func release(ctx context.Context, env *cliEnv, args []string) error {
 	mac.Write(body)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(github.EventTypeHeader, "release")
-	req.Header.Set(github.DeliveryIDHeader, "cli-"+strings.TrimPrefix(newMessageID(), "cli-"))
+	req.Header.Set(github.DeliveryIDHeader, newMessageID())
 	req.Header.Set(github.SHA256SignatureHeader, "sha256="+hex.EncodeToString(mac.Sum(nil)))
 	return send(env, req)
 }

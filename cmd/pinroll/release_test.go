@@ -268,3 +268,62 @@ func TestReleaseResolvedByArtifactRegistry(t *testing.T) {
 		}
 	})
 }
+
+// TestPendingHigherReleaseWinsOverLaterHotfix: v1.3.0 waits for its image, a
+// hotfix v1.2.5 is published and pinned meanwhile; when v1.3.0's image
+// arrives, prod moves up to it (versions order prod, not publication times).
+func TestPendingHigherReleaseWinsOverLaterHotfix(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, w *world) {
+		if r := w.webhook(t, "release", "r130", releasePayload("published", sourceRepo, "v1.3.0", false, false), webhookSecret); r.Outcome != "pending" {
+			t.Fatalf("v1.3.0: %+v", r)
+		}
+		w.deliver(t, binaryCE, push("h", serverRepo, digest(125), "v1.2.5", 1))
+		if r := w.webhook(t, "release", "r125", releasePayload("published", sourceRepo, "v1.2.5", false, false), webhookSecret); r.Outcome != "pinned" {
+			t.Fatalf("hotfix v1.2.5: %+v", r)
+		}
+		if r := w.deliver(t, binaryCE, push("n", serverRepo, digest(130), "v1.3.0", 2)); r.Outcome != "pinned" {
+			t.Fatalf("the push of v1.3.0: %+v, want pinned", r)
+		}
+		if got := w.prodImage(t); got != serverRepo+":v1.3.0@"+digest(130) {
+			t.Fatalf("prod image %s", got)
+		}
+	})
+}
+
+// TestRequireDevUnblocksWhenDevRunsTheDigest: the release is published first,
+// the image's v-tag message arrives before its latest message (GAR sends one
+// message per tag, in any order): blocked at first, promoted once dev pins it.
+func TestRequireDevUnblocksWhenDevRunsTheDigest(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, backends[0], func(c string) string { return strings.Replace(c, "release: {}", "release: {require: dev}", 1) })
+	if r := w.webhook(t, "release", "r", releasePayload("published", sourceRepo, "v1.2.3", false, false), webhookSecret); r.Status != 202 {
+		t.Fatalf("release first: %+v", r)
+	}
+	if r := w.deliver(t, binaryCE, push("vtag", serverRepo, digest(7), "v1.2.3", 1)); r.Outcome != "blocked" {
+		t.Fatalf("v-tag before dev ran it: %+v, want blocked", r)
+	}
+	if r := w.deliver(t, binaryCE, push("latest", serverRepo, digest(7), "latest", 2)); r.Outcome != "pinned" {
+		t.Fatalf("latest: %+v", r)
+	}
+	if got := w.prodImage(t); got != serverRepo+":v1.2.3@"+digest(7) {
+		t.Fatalf("prod image %s, want the release promoted once dev ran its digest", got)
+	}
+}
+
+// TestReleaseUsesTheImageTagThatExists: release v2.1.0 of an image tagged
+// 2.1.0 (no v) pins newTag 2.1.0, a tag the registry really has.
+func TestReleaseUsesTheImageTagThatExists(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, backends[0])
+	w.deliver(t, binaryCE, push("p", serverRepo, digest(21), "2.1.0", 1))
+	if r := w.webhook(t, "release", "r", releasePayload("published", sourceRepo, "v2.1.0", false, false), webhookSecret); r.Outcome != "pinned" {
+		t.Fatalf("%+v", r)
+	}
+	if got := w.prodImage(t); got != serverRepo+":2.1.0@"+digest(21) {
+		t.Fatalf("prod image %s", got)
+	}
+	if s := subject(w.host.log(t)[0]); s != "release(prod): server 2.1.0" {
+		t.Fatalf("subject %q", s)
+	}
+}

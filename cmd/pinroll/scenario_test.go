@@ -248,6 +248,10 @@ func TestMessagesThatDoNotApply(t *testing.T) {
 			{"INSERT without digest", func() reply {
 				return post(envelope(`{"action":"INSERT","tag":"`+serverRepo+`:latest"}`), "application/json")
 			}, 200, "rejected"},
+			{"bad publishTime", func() reply {
+				return post(`{"message":{"data":"`+b64(`{"action":"INSERT"}`)+`","messageId":"bad-time","publishTime":"yesterday"}}`, "application/json")
+			}, 200, "rejected"},
+			{"data not base64", func() reply { return post(`{"message":{"data":"!!!","messageId":"bad-b64"}}`, "application/json") }, 200, "rejected"},
 			{"truncated body", func() reply { return post(envelope(`{"action":"INSERT"}`)[:40], "application/json") }, 400, ""},
 			{"empty body", func() reply { return post("", "application/json") }, 400, ""},
 			{"huge body", func() reply { return post(`{"message":{"data":"`+strings.Repeat("A", 2<<20)+`"}}`, "application/json") }, 413, ""},

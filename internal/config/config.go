@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
+	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -207,8 +209,16 @@ func Parse(b []byte) (*Config, error) {
 	}
 	var root yaml.Node
 	_ = yaml.Unmarshal(b, &root) // already decoded once; only used for line numbers
+	l := lines{&root}
+	for i := range c.Environments {
+		// `release:` with nothing under it (or only comments) means the
+		// defaults, as `release: {}` does.
+		if c.Environments[i].Release == nil && l.has(fmt.Sprintf("environments[%d].release", i)) {
+			c.Environments[i].Release = &Release{}
+		}
+	}
 	c.defaults()
-	if err := c.validate(lines{&root}); err != nil {
+	if err := c.validate(l); err != nil {
 		return nil, err
 	}
 	return &c, nil
@@ -262,7 +272,12 @@ func (c *Config) validate(l lines) error {
 	if c.Git.Repo == "" {
 		return l.errf("git.repo", "git.repo is required (a GitHub URL, a local path or a file:// URL)")
 	}
-	if !strings.HasPrefix(c.Ledger, "bolt://") && !strings.HasPrefix(c.Ledger, "firestore://") {
+	if u, err := url.Parse(c.Git.Repo); err == nil && u.User != nil {
+		// Never echo the value: it holds a secret.
+		return l.errf("git.repo", "git.repo must not carry credentials: set PINROLL_GITHUB_TOKEN or the GitHub App variables instead")
+	}
+	scheme, target, _ := strings.Cut(c.Ledger, "://")
+	if (scheme != "bolt" && scheme != "firestore") || strings.Trim(target, "/") == "" {
 		return l.errf("ledger", "ledger %q: want bolt://PATH or firestore://PROJECT[/DATABASE]", c.Ledger)
 	}
 	if len(c.Images) == 0 {
@@ -279,6 +294,8 @@ func (c *Config) validate(l lines) error {
 			return l.errf(key+".name", "%s.name: duplicate image name %q", key, im.Name)
 		case im.Repository == "":
 			return l.errf(key, "%s.repository is required for image %q", key, im.Name)
+		case strings.Contains(im.Repository, "://"):
+			return l.errf(key+".repository", "%s.repository %q: write the registry path without a scheme, e.g. asia-northeast2-docker.pkg.dev/PROJECT/REPO/IMAGE", key, im.Repository)
 		case strings.ContainsAny(im.Repository, "@") || strings.Contains(im.Repository[strings.LastIndex(im.Repository, "/")+1:], ":"):
 			return l.errf(key+".repository", "%s.repository %q must not carry a tag or digest", key, im.Repository)
 		case repos[im.Repository]:
@@ -292,8 +309,12 @@ func (c *Config) validate(l lines) error {
 		return l.errf("environments", "environments: at least one environment is required")
 	}
 	envs := map[string]bool{}
-	for i, e := range c.Environments {
+	for i := range c.Environments {
+		e := &c.Environments[i]
 		key := fmt.Sprintf("environments[%d]", i)
+		if e.Path != "" && !strings.HasPrefix(e.Path, "/") {
+			e.Path = path.Clean(e.Path) // ./a/b/ and a/b are the same overlay
+		}
 		switch {
 		case e.Name == "":
 			return l.errf(key, "%s.name is required", key)
@@ -303,7 +324,7 @@ func (c *Config) validate(l lines) error {
 			return l.errf(key+".name", "%s.name: duplicate environment name %q", key, e.Name)
 		case e.Path == "":
 			return l.errf(key, "%s.path is required for environment %q", key, e.Name)
-		case strings.HasPrefix(e.Path, "/") || strings.Contains("/"+e.Path+"/", "/../"):
+		case strings.HasPrefix(e.Path, "/") || e.Path == "." || e.Path == ".." || strings.HasPrefix(e.Path, "../"):
 			return l.errf(key+".path", "%s.path %q must be relative to the repository root", key, e.Path)
 		case e.Track == "" && e.Release == nil:
 			return l.errf(key, "%s: environment %q needs a trigger: track: TAG or release: {}", key, e.Name)
@@ -320,9 +341,26 @@ func (c *Config) validate(l lines) error {
 		envs[e.Name] = true
 	}
 	for i, e := range c.Environments {
-		if e.Release != nil && e.Release.Require != "" && !envs[e.Release.Require] {
+		if e.Release != nil && e.Release.Require != "" {
 			key := fmt.Sprintf("environments[%d].release.require", i)
-			return l.errf(key, "%s: unknown environment %q", key, e.Release.Require)
+			if !envs[e.Release.Require] {
+				return l.errf(key, "%s: unknown environment %q", key, e.Release.Require)
+			}
+			if e.Release.Require == e.Name {
+				return l.errf(key, "%s: %q must name another environment", key, e.Release.Require)
+			}
+		}
+		for j := range i {
+			o := c.Environments[j]
+			if o.Path != e.Path || o.Branch != e.Branch || o.IsRelease() == e.IsRelease() {
+				continue
+			}
+			for _, im := range c.Images {
+				if o.Carries(im.Name) && e.Carries(im.Name) {
+					key := fmt.Sprintf("environments[%d].path", i)
+					return l.errf(key, "%s: environments %q and %q both pin %s in %s, one by tag and one by release: give each its own overlay", key, o.Name, e.Name, im.Name, e.Path)
+				}
+			}
 		}
 	}
 	return nil
@@ -368,6 +406,32 @@ func (l lines) find(path string) int {
 		}
 	}
 	return line
+}
+
+// has reports whether the dotted key path is present in the document.
+func (l lines) has(path string) bool {
+	n := l.root
+	if n == nil || len(n.Content) == 0 {
+		return false
+	}
+	n = n.Content[0]
+	for _, part := range strings.Split(path, ".") {
+		key, idx := part, -1
+		if m := indexRE.FindStringSubmatch(part); m != nil {
+			key = m[1]
+			idx, _ = strconv.Atoi(m[2])
+		}
+		if n, _ = mapValue(n, key); n == nil {
+			return false
+		}
+		if idx >= 0 {
+			if n.Kind != yaml.SequenceNode || idx >= len(n.Content) {
+				return false
+			}
+			n = n.Content[idx]
+		}
+	}
+	return true
 }
 
 func mapValue(n *yaml.Node, key string) (*yaml.Node, int) {

@@ -58,6 +58,28 @@ func TestParseValid(t *testing.T) {
 	}
 }
 
+func TestPathsAreCleanedAndBareReleaseIsDefault(t *testing.T) {
+	t.Parallel()
+	c, err := Parse([]byte(`git: {repo: /tmp/x}
+images: [{name: a, repository: r.example/p/a}]
+environments:
+  - {name: dev, path: ./overlays/dev/, track: latest}
+  - name: prod
+    path: overlays/prod
+    release:
+      # defaults
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := c.Environments[0].Kustomization(); p != "overlays/dev/kustomization.yaml" {
+		t.Fatalf("kustomization path %q", p)
+	}
+	if !c.Environments[1].IsRelease() || c.Environments[1].Release.Prerelease {
+		t.Fatalf("a bare release: is a release environment with defaults: %+v", c.Environments[1])
+	}
+}
+
 func TestDefaults(t *testing.T) {
 	t.Parallel()
 	c, err := Parse([]byte(`git: {repo: /tmp/x}
@@ -112,6 +134,20 @@ func TestParseErrors(t *testing.T) {
 			return strings.Replace(s, "  repo: https://github.com/acme/cloud-provisioning\n", "", 1)
 		}, []string{"git.repo is required"}},
 		{"bad source", func(s string) string { return strings.Replace(s, "acme/backend", "backend", 1) }, []string{"images[0].source", "OWNER/REPO"}},
+		{"credentials in repo", func(s string) string {
+			return strings.Replace(s, "https://github.com/", "https://x-access-token:ghp_SECRET@github.com/", 1)
+		}, []string{"line 2", "must not carry credentials"}},
+		{"repository with scheme", func(s string) string {
+			return strings.Replace(s, "repository: asia", "repository: https://asia", 1)
+		}, []string{"images[0].repository", "without a scheme"}},
+		{"require itself", func(s string) string { return strings.Replace(s, "require: dev", "require: prod", 1) }, []string{"must name another environment"}},
+		{"empty bolt path", func(s string) string { return strings.Replace(s, "bolt://.pinroll/ledger.db", "bolt://", 1) }, []string{"ledger"}},
+		{"path escapes the repo", func(s string) string {
+			return strings.Replace(s, "path: k8s/namespaces/backend/overlays/dev", "path: ../elsewhere", 1)
+		}, []string{"must be relative to the repository root"}},
+		{"track and release on one overlay", func(s string) string {
+			return strings.Replace(s, "path: k8s/namespaces/backend/overlays/prod", "path: ./k8s/namespaces/backend/overlays/dev/", 1)
+		}, []string{"environments[1].path", `"dev" and "prod" both pin server`}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -158,12 +158,16 @@ type target struct {
 	image *config.Image
 }
 
+// describeFunc gives the subject and free text of a commit from the newest pin
+// it makes; nil gives rolling commits their standard subject.
+type describeFunc func(ledger.Pin) (subject, text string)
+
 // reconcile brings the overlays of targets, all on one branch and of one
 // commit kind, to their desired pins in the ledger, then records in the ledger
 // that those pins are durable. It returns the branch tip that carries them and
 // the pins it committed.
-func (e *Engine) reconcile(ctx context.Context, branch string, kind gitops.Kind, targets []target, subject, text string) (string, []ledger.Pin, error) {
-	commit, changed, err := e.reconcileLocked(ctx, branch, kind, targets, subject, text)
+func (e *Engine) reconcile(ctx context.Context, branch string, kind gitops.Kind, targets []target, describe describeFunc) (string, []ledger.Pin, error) {
+	commit, changed, err := e.reconcileLocked(ctx, branch, kind, targets, describe)
 	if err == nil {
 		// After the branch lock: a slow events topic must not stall pins.
 		e.publish(ctx, changed, commit)
@@ -172,7 +176,7 @@ func (e *Engine) reconcile(ctx context.Context, branch string, kind gitops.Kind,
 }
 
 // reconcileLocked is reconcile's work, under the branch's lock.
-func (e *Engine) reconcileLocked(ctx context.Context, branch string, kind gitops.Kind, targets []target, subject, text string) (string, []ledger.Pin, error) {
+func (e *Engine) reconcileLocked(ctx context.Context, branch string, kind gitops.Kind, targets []target, describe describeFunc) (string, []ledger.Pin, error) {
 	unlock, err := e.locks.lock(ctx, branch)
 	if err != nil {
 		return "", nil, fmt.Errorf("%w: wait for branch %s: %w", ErrTransient, branch, err)
@@ -186,10 +190,9 @@ func (e *Engine) reconcileLocked(ctx context.Context, branch string, kind gitops
 		}
 	}
 	var desired, changed []ledger.Pin
-	var broken error // an overlay that cannot be edited: retrying needs a human first
 	res, err := e.writer.Apply(ctx, branch, paths, func(s gitops.Snapshot) (gitops.Change, error) {
 		desired, changed = desired[:0], changed[:0]
-		ch := gitops.Change{Kind: kind, Subject: subject, Text: text, Files: map[string][]byte{}}
+		ch := gitops.Change{Kind: kind, Files: map[string][]byte{}}
 		for _, t := range targets {
 			// Read after the tip (see the package doc): never commit a desire
 			// older than the tip this commit is built on.
@@ -204,8 +207,7 @@ func (e *Engine) reconcileLocked(ctx context.Context, branch string, kind gitops
 			src, ok := ch.Files[path]
 			if !ok {
 				if src, ok = s.Files[path]; !ok {
-					broken = fmt.Errorf("environment %s: %s not found on %s at %s", t.env.Name, path, branch, short(s.Commit.SHA))
-					return ch, broken
+					return ch, fmt.Errorf("%w: environment %s: %s not found on %s at %s", gitops.ErrInvalid, t.env.Name, path, branch, short(s.Commit.SHA))
 				}
 			}
 			edit := overlay.Edit{Name: t.image.Name, Digest: pin.Digest, NewName: t.image.Repository}
@@ -214,30 +216,49 @@ func (e *Engine) reconcileLocked(ctx context.Context, branch string, kind gitops
 			}
 			out, did, err := overlay.Apply(src, edit)
 			if err != nil {
-				broken = fmt.Errorf("environment %s: %s: %w", t.env.Name, path, err)
-				return ch, broken
+				return ch, fmt.Errorf("%w: environment %s: %s: %w", gitops.ErrInvalid, t.env.Name, path, err)
 			}
 			desired = append(desired, pin)
 			if did {
 				ch.Files[path] = out
 				changed = append(changed, pin)
-				ch.Pins = append(ch.Pins, gitops.Pin{Env: pin.Env, Image: pin.Image, Digest: pin.Digest, Tag: pin.Tag, Time: pin.Key.Time})
+				ch.Pins = append(ch.Pins, gitops.Pin{Env: pin.Env, Image: pin.Image, Digest: pin.Digest, Tag: pin.Tag, Time: pin.Time})
 			}
 		}
+		slices.SortStableFunc(changed, func(a, b ledger.Pin) int { return b.Time.Compare(a.Time) })
 		slices.SortStableFunc(ch.Pins, func(a, b gitops.Pin) int { return b.Time.Compare(a.Time) })
 		if len(ch.Pins) == 0 {
 			ch.Files = nil
+		} else if describe != nil {
+			ch.Subject, ch.Text = describe(changed[0])
 		}
 		return ch, nil
 	})
 	switch {
 	case err == nil:
-	case broken != nil || errors.Is(err, ErrTransient):
+	case errors.Is(err, ErrTransient):
+		return "", nil, err
+	case errors.Is(err, gitops.ErrInvalid), errors.Is(err, gitops.ErrNotFound):
+		// A broken overlay, a missing branch, refused credentials: not
+		// acknowledged (nothing is lost), but retrying needs a human.
 		return "", nil, err
 	default:
+		// Contention, the network, GitHub's 5xx and rate limits, I/O.
 		return "", nil, fmt.Errorf("%w: %w", ErrTransient, err)
 	}
 	now := e.now()
+	if res.Amended {
+		// The amend replaced the commit that carried the earlier pins of the
+		// rolling commit: point their ledger records at the new one.
+		for _, c := range res.Carried {
+			if slices.ContainsFunc(desired, func(p ledger.Pin) bool { return p.Env == c.Env && p.Image == c.Image }) {
+				continue
+			}
+			if p, ok, err := e.ledger.Pin(ctx, c.Env, c.Image); err == nil && ok && p.Digest == c.Digest {
+				desired = append(desired, p)
+			}
+		}
+	}
 	for _, p := range desired {
 		if err := e.ledger.CommitPin(ctx, p, res.Commit, now); err != nil {
 			return "", nil, fmt.Errorf("%w: record pin %s/%s at %s: %w", ErrTransient, p.Env, p.Image, short(res.Commit), err)

@@ -70,7 +70,7 @@ func (e *Engine) push(ctx context.Context, m gar.Message, res Result) (Result, e
 		return res, nil
 	}
 	// A release published before its image was pushed waits for this push.
-	promoted, err := e.completePromotions(ctx, img, m.Tag, m.Digest)
+	promoted, err := e.completePromotions(ctx, img, m.Tag)
 	if err != nil {
 		return res, err
 	}
@@ -122,7 +122,7 @@ func (e *Engine) push(ctx context.Context, m gar.Message, res Result) (Result, e
 	}
 	commits := map[string]string{}
 	for _, g := range order {
-		commit, changed, err := e.reconcile(ctx, g.branch, g.kind, groups[g], "", "")
+		commit, changed, err := e.reconcile(ctx, g.branch, g.kind, groups[g], nil)
 		if err != nil {
 			return res, fmt.Errorf("pin %s on %s: %w", img.Name, g.branch, err)
 		}
@@ -143,6 +143,16 @@ func (e *Engine) push(ctx context.Context, m gar.Message, res Result) (Result, e
 			r.Digest = m.Digest
 		}
 		res.Envs = append(res.Envs, r)
+	}
+	// A release blocked by `require: ENV` until ENV ran its digest may go now.
+	for _, env := range envs {
+		if o := claimed[env]; o == Pinned || o == Unchanged {
+			more, err := e.retryBlocked(ctx, env.Name, img, m.Digest)
+			if err != nil {
+				return res, err
+			}
+			res.Envs = append(res.Envs, more...)
+		}
 	}
 	res.Outcome = combine(res.Envs, Recorded)
 	return res, nil

@@ -89,7 +89,7 @@ func (e *Engine) release(ctx context.Context, rel Release, res Result) (Result, 
 				Env: env.Name, Image: img.Name, Tag: rel.Tag, Source: rel.Repository, URL: rel.URL,
 				Prerelease: rel.Prerelease, Delivery: rel.Delivery, State: ledger.PromotionPending, Created: at.UTC(),
 			}
-			r, why, err := e.promote(ctx, env, img, p, "")
+			r, why, err := e.promote(ctx, env, img, p, "", "")
 			if err != nil {
 				errs = append(errs, err)
 				continue
@@ -114,12 +114,12 @@ func (e *Engine) release(ctx context.Context, rel Release, res Result) (Result, 
 }
 
 // promote applies one release promotion to env (SPEC §4.2): resolve the tag's
-// digest (unless given), apply the rules, and commit. It returns the outcome
-// and, when it did not pin, why.
-func (e *Engine) promote(ctx context.Context, env *config.Environment, img *config.Image, p ledger.Promotion, digest string) (EnvResult, string, error) {
+// digest (unless the GAR push of imageTag just gave it), apply the rules, and
+// commit. It returns the outcome and, when it did not pin, why.
+func (e *Engine) promote(ctx context.Context, env *config.Environment, img *config.Image, p ledger.Promotion, digest, imageTag string) (EnvResult, string, error) {
 	r := EnvResult{Env: env.Name}
 	if digest == "" {
-		d, err := e.resolve(ctx, img, p.Tag)
+		d, t, err := e.resolve(ctx, img, p.Tag)
 		switch {
 		case errors.Is(err, gar.ErrTagNotFound):
 			if err := e.ledger.PutPromotion(ctx, p); err != nil {
@@ -135,29 +135,17 @@ func (e *Engine) promote(ctx context.Context, env *config.Environment, img *conf
 			}
 			return r, "", fmt.Errorf("%w: resolve %s:%s: %w", ErrTransient, img.Name, p.Tag, err)
 		}
-		digest = d
+		digest, imageTag = d, t
 	}
 	r.Digest = digest
-	cur, had, err := e.ledger.Pin(ctx, env.Name, img.Name)
-	if err != nil {
-		return r, "", fmt.Errorf("%w: read pin %s/%s: %w", ErrTransient, env.Name, img.Name, err)
-	}
-	if had && IsSemver(cur.Tag) {
-		switch c := semver.Compare(canonical(p.Tag), canonical(cur.Tag)); {
-		case c < 0:
-			r.Outcome = Ignored
-			return r, e.drop(ctx, p, fmt.Sprintf("%s is older than %s pinned in %s: only a manual deploy goes back", p.Tag, cur.Tag, env.Name)), nil
-		case c == 0 && cur.Digest == digest:
-			r.Outcome, r.Commit = Unchanged, cur.Commit
-			return r, e.drop(ctx, p, ""), nil
-		}
-	}
 	if req := env.Release.Require; req != "" {
 		soaked, err := e.ledger.History(ctx, ledger.HistoryQuery{Env: req, Image: img.Name, Digest: digest, Limit: 1})
 		if err != nil {
 			return r, "", fmt.Errorf("%w: read %s history: %w", ErrTransient, req, err)
 		}
 		if len(soaked) == 0 {
+			// Blocked, not lost: when req pins this digest, the promotion
+			// is tried again (retryBlocked).
 			p.State = ledger.PromotionBlocked
 			p.Reason = fmt.Sprintf("%s %s (%s) was never pinned in %s (release.require: %s)", img.Name, p.Tag, gitops.ShortDigest(digest), req, req)
 			if err := e.ledger.PutPromotion(ctx, p); err != nil {
@@ -167,20 +155,56 @@ func (e *Engine) promote(ctx context.Context, env *config.Environment, img *conf
 			return r, p.Reason, nil
 		}
 	}
-	pin := ledger.Pin{Env: env.Name, Image: img.Name, Digest: digest, Tag: p.Tag,
-		Key: ledger.Key{Time: p.Created, ID: "release/" + p.Tag}, Cause: ledger.CauseRelease, Time: e.now()}
-	if _, applied, err := e.ledger.ClaimPin(ctx, pin); err != nil {
-		return r, "", fmt.Errorf("%w: claim pin %s/%s: %w", ErrTransient, env.Name, img.Name, err)
-	} else if !applied {
-		r.Outcome = Superseded
-		return r, e.drop(ctx, p, "a newer pin of "+env.Name+"/"+img.Name+" was set after this release"), nil
+	// Claim by compare-and-swap on the pin: the key is derived from the pin
+	// read, so of two releases racing from the same pin only one claim
+	// applies; the other re-reads and re-checks the version. Versions, not
+	// publication times, order a release environment.
+	for attempt := 1; ; attempt++ {
+		cur, had, err := e.ledger.Pin(ctx, env.Name, img.Name)
+		if err != nil {
+			return r, "", fmt.Errorf("%w: read pin %s/%s: %w", ErrTransient, env.Name, img.Name, err)
+		}
+		if had && IsSemver(cur.Tag) {
+			switch c := semver.Compare(canonical(p.Tag), canonical(cur.Tag)); {
+			case c < 0:
+				r.Outcome = Ignored
+				return r, e.drop(ctx, p, fmt.Sprintf("%s is older than %s pinned in %s: only a manual deploy goes back", p.Tag, cur.Tag, env.Name)), nil
+			case c == 0 && cur.Digest == digest:
+				r.Outcome, r.Commit = Unchanged, cur.Commit
+				return r, e.drop(ctx, p, ""), nil
+			}
+		}
+		key := ledger.Key{Time: time.Unix(0, 0).UTC(), ID: "release"}
+		if had {
+			key.Time = cur.Key.Time.Add(time.Microsecond)
+		}
+		pin := ledger.Pin{Env: env.Name, Image: img.Name, Digest: digest, Tag: imageTag,
+			Key: key, Cause: ledger.CauseRelease, Time: e.now()}
+		_, applied, err := e.ledger.ClaimPin(ctx, pin)
+		if err != nil {
+			return r, "", fmt.Errorf("%w: claim pin %s/%s: %w", ErrTransient, env.Name, img.Name, err)
+		}
+		if applied {
+			break
+		}
+		if attempt == 5 {
+			return r, "", fmt.Errorf("%w: claim pin %s/%s: other releases kept winning", ErrTransient, env.Name, img.Name)
+		}
 	}
-	subject := fmt.Sprintf("release(%s): %s %s", env.Name, img.Name, p.Tag)
-	text := "Release: " + p.URL + "\nDigest: " + digest
-	if p.URL == "" {
-		text = "Digest: " + digest
+	describe := func(pin ledger.Pin) (string, string) {
+		// Name the release actually committed: a higher one racing this
+		// promotion may have become the desired pin in the meantime.
+		url := p.URL
+		if pin.Tag != imageTag {
+			url = strings.TrimSuffix(url, p.Tag) + pin.Tag
+		}
+		text := "Digest: " + pin.Digest
+		if url != "" {
+			text = "Release: " + url + "\n" + text
+		}
+		return fmt.Sprintf("release(%s): %s %s", pin.Env, pin.Image, pin.Tag), text
 	}
-	commit, changed, err := e.reconcile(ctx, env.Branch, gitops.KindRelease, []target{{env, img}}, subject, text)
+	commit, changed, err := e.reconcile(ctx, env.Branch, gitops.KindRelease, []target{{env, img}}, describe)
 	if err != nil {
 		return r, "", fmt.Errorf("promote %s %s to %s: %w", img.Name, p.Tag, env.Name, err)
 	}
@@ -201,39 +225,52 @@ func (e *Engine) drop(ctx context.Context, p ledger.Promotion, why string) strin
 	return why
 }
 
-// resolve finds the digest a tag names: the ledger first (GAR told us), then
-// Artifact Registry. A release tag v1.2.3 also matches an image tag 1.2.3 and
-// the other way round.
-func (e *Engine) resolve(ctx context.Context, img *config.Image, tag string) (string, error) {
+// resolve finds the digest a release tag names, and the image tag that
+// names it: the ledger first (GAR told us), then Artifact Registry. A release
+// v1.2.3 also matches an image tag 1.2.3 and the other way round; the
+// overlay's newTag is the image tag, so it exists in the registry.
+func (e *Engine) resolve(ctx context.Context, img *config.Image, tag string) (digest, imageTag string, err error) {
 	for _, t := range tagVariants(tag) {
 		d, ok, err := e.ledger.TagDigest(ctx, img.Name, t)
 		if err != nil {
-			return "", fmt.Errorf("ledger: %w", err)
+			return "", "", fmt.Errorf("ledger: %w", err)
 		}
 		if ok {
-			return d, nil
+			return d, t, nil
 		}
 	}
 	if e.registry == nil {
-		return "", gar.ErrTagNotFound
+		return "", "", gar.ErrTagNotFound
 	}
 	var last error
 	for _, t := range tagVariants(tag) {
 		d, err := e.registry.TagDigest(ctx, img.Repository, t)
 		if err == nil {
-			return d, nil
+			return d, t, nil
 		}
 		if !errors.Is(err, gar.ErrTagNotFound) {
-			return "", err
+			return "", "", err
 		}
 		last = err
 	}
-	return "", last
+	return "", "", last
 }
 
 // completePromotions finishes the pending promotions waiting for tag of img,
-// now that a GAR push told us its digest.
-func (e *Engine) completePromotions(ctx context.Context, img *config.Image, tag, digest string) ([]EnvResult, error) {
+// now that a GAR push of it was recorded.
+func (e *Engine) completePromotions(ctx context.Context, img *config.Image, tag string) ([]EnvResult, error) {
+	if !IsSemver(tag) {
+		return nil, nil // releases are semver: nothing can wait for this tag
+	}
+	// The digest the tag names now: a late, older push of the same tag must
+	// not complete a promotion with a digest the tag no longer names.
+	digest, ok, err := e.ledger.TagDigest(ctx, img.Name, tag)
+	if err != nil {
+		return nil, fmt.Errorf("%w: read tag %s of %s: %w", ErrTransient, tag, img.Name, err)
+	}
+	if !ok {
+		return nil, nil
+	}
 	var out []EnvResult
 	for _, t := range tagVariants(tag) {
 		ps, err := e.ledger.Promotions(ctx, img.Name, t)
@@ -245,17 +282,57 @@ func (e *Engine) completePromotions(ctx context.Context, img *config.Image, tag,
 			if p.State != ledger.PromotionPending || !ok || !env.IsRelease() {
 				continue
 			}
-			r, why, err := e.promote(ctx, env, img, p, digest)
+			r, err := e.settle(ctx, env, img, p, digest, tag)
 			if err != nil {
 				return out, err
-			}
-			if why != "" {
-				Logger(ctx).Info("pending promotion settled", "env", p.Env, "image", p.Image, "tag", p.Tag, "outcome", string(r.Outcome), "reason", why)
 			}
 			out = append(out, r)
 		}
 	}
 	return out, nil
+}
+
+// retryBlocked tries again the promotions of img that release.require
+// blocked on env, now that env pinned digest.
+func (e *Engine) retryBlocked(ctx context.Context, env string, img *config.Image, digest string) ([]EnvResult, error) {
+	waits := false
+	for _, rel := range e.cfg.Environments {
+		waits = waits || (rel.IsRelease() && rel.Release.Require == env && rel.Carries(img.Name))
+	}
+	if !waits {
+		return nil, nil
+	}
+	ps, err := e.ledger.Promotions(ctx, "", "")
+	if err != nil {
+		return nil, fmt.Errorf("%w: read promotions: %w", ErrTransient, err)
+	}
+	var out []EnvResult
+	for _, p := range ps {
+		rel, ok := e.cfg.EnvironmentByName(p.Env)
+		if p.State != ledger.PromotionBlocked || p.Image != img.Name || !ok || !rel.IsRelease() || rel.Release.Require != env {
+			continue
+		}
+		d, t, err := e.resolve(ctx, img, p.Tag)
+		if err != nil || d != digest {
+			continue // not this digest (or unknown): it stays blocked
+		}
+		p.State, p.Reason = ledger.PromotionPending, ""
+		r, err := e.settle(ctx, rel, img, p, d, t)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// settle promotes a stored promotion and logs why when it did not pin.
+func (e *Engine) settle(ctx context.Context, env *config.Environment, img *config.Image, p ledger.Promotion, digest, imageTag string) (EnvResult, error) {
+	r, why, err := e.promote(ctx, env, img, p, digest, imageTag)
+	if err == nil && why != "" {
+		Logger(ctx).Info("stored promotion settled", "env", p.Env, "image", p.Image, "tag", p.Tag, "outcome", string(r.Outcome), "reason", why)
+	}
+	return r, err
 }
 
 // IsSemver reports whether tag is a full semantic version X.Y.Z (with optional

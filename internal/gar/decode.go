@@ -195,7 +195,9 @@ func decodeEnvelope(body []byte, fallbackID string, fallbackTime time.Time) (Mes
 	if s := firstNonEmpty(pm.PublishTime, pm.PublishTimeSnake); s != "" {
 		t, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {
-			return Message{}, fmt.Errorf("%w: Pub/Sub message %s: publishTime: %w", ErrUnreadable, msg.ID, err)
+			// The envelope is fine and names its message: the message is
+			// malformed, so it is rejected (acknowledged), not redelivered.
+			return msg, fmt.Errorf("%w: Pub/Sub message %s: publishTime: %w", ErrRejected, msg.ID, err)
 		}
 		msg.PublishTime = t.UTC()
 	} else if !fallbackTime.IsZero() {
@@ -209,7 +211,7 @@ func decodeEnvelope(body []byte, fallbackID string, fallbackTime time.Time) (Mes
 		// Pub/Sub always sends padded standard base64; tolerate a sender
 		// that leaves the padding off, nothing else.
 		if data, err = base64.RawStdEncoding.DecodeString(pm.Data); err != nil {
-			return msg, fmt.Errorf("%w: Pub/Sub message %s: data is not base64: %w", ErrUnreadable, msg.ID, err)
+			return msg, fmt.Errorf("%w: Pub/Sub message %s: data is not base64: %w", ErrRejected, msg.ID, err)
 		}
 	}
 	parsed, err := ParseData(data)

@@ -152,8 +152,8 @@ func TestDecode(t *testing.T) {
 		{name: "message is a string", req: push(`{"message":"x"}`), wantErr: ErrUnreadable},
 		{name: "GAR data posted raw", req: push(string(insertTagged)), wantErr: ErrUnreadable, errText: `no "message"`},
 		{name: "no messageId", req: push(string(envelope("", pt, insertTagged))), wantErr: ErrUnreadable, errText: "no messageId"},
-		{name: "bad publishTime", req: push(string(envelope(id, "2025-13-01", insertTagged))), wantErr: ErrUnreadable, errText: "publishTime"},
-		{name: "data not base64", req: push(`{"message":{"data":"!!!","messageId":"1"}}`), wantErr: ErrUnreadable, errText: "not base64"},
+		{name: "bad publishTime", req: push(string(envelope(id, "2025-13-01", insertTagged))), want: Message{ID: id}, wantErr: ErrRejected, errText: "publishTime"},
+		{name: "data not base64", req: push(`{"message":{"data":"!!!","messageId":"1"}}`), want: Message{ID: "1"}, wantErr: ErrRejected, errText: "not base64"},
 		{name: "data not a string", req: push(`{"message":{"data":{"action":"INSERT"},"messageId":"1"}}`), wantErr: ErrUnreadable},
 		{name: "body read fails midway", req: func(testing.TB) *http.Request {
 			env := envelope(id, pt, insertTagged)

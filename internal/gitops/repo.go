@@ -19,6 +19,11 @@ var ErrConflict = errors.New("branch moved concurrently")
 // ErrNotFound is returned when a branch or object does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrInvalid marks a request that can never succeed as it is — a bad path or
+// branch name, credentials the host refuses, a 4xx from GitHub — so retrying
+// it needs a human first. Every other backend failure is worth a retry.
+var ErrInvalid = errors.New("invalid request")
+
 // Signature is the author or committer of a commit.
 type Signature struct {
 	Name  string

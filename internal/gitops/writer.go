@@ -35,6 +35,9 @@ type Result struct {
 	Changed  bool   // a commit was written and the branch moved
 	Amended  bool   // the commit replaced the bot's rolling commit at the tip
 	Attempts int    // reads of the branch, 1 when there was no contention
+	// Carried are the pins the new commit carries (its Pinroll-Pin
+	// trailers): with an amend, those of the replaced commit too.
+	Carried []Pin
 }
 
 // Writer commits changes to a branch by compare-and-swap (SPEC §6.2).
@@ -76,14 +79,14 @@ func (w *Writer) Apply(ctx context.Context, branch string, paths []string, edit 
 			res.Commit = snap.Commit.SHA
 			return res, nil
 		}
-		c, amend := w.plan(snap.Commit, ch)
+		c, carried, amend := w.plan(snap.Commit, ch)
 		sha, err := w.Repo.WriteCommit(ctx, c)
 		if err != nil {
 			return res, fmt.Errorf("write commit on %s: %w", branch, err)
 		}
 		err = w.Repo.MoveBranch(ctx, branch, snap.Commit.SHA, sha)
 		if err == nil {
-			res.Commit, res.Changed, res.Amended = sha, true, amend
+			res.Commit, res.Changed, res.Amended, res.Carried = sha, true, amend, carried
 			return res, nil
 		}
 		if !errors.Is(err, ErrConflict) {
@@ -97,8 +100,9 @@ func (w *Writer) Apply(ctx context.Context, branch string, paths []string, edit 
 }
 
 // plan builds the commit for ch on top of tip: an amend of the bot's rolling
-// commit (same parent, its pins kept) or an ordinary child of tip.
-func (w *Writer) plan(tip Commit, ch Change) (NewCommit, bool) {
+// commit (same parent, its pins kept) or an ordinary child of tip. It also
+// returns the pins the commit carries and whether it amends.
+func (w *Writer) plan(tip Commit, ch Change) (NewCommit, []Pin, bool) {
 	now := w.now()
 	msg := Message{Kind: ch.Kind, Subject: ch.Subject, Text: ch.Text, Pins: ch.Pins}
 	parents := []string{tip.SHA}
@@ -122,7 +126,7 @@ func (w *Writer) plan(tip Commit, ch Change) (NewCommit, bool) {
 		Message:   msg.String(),
 		Author:    sig,
 		Committer: sig,
-	}, amend
+	}, msg.Carried(), amend
 }
 
 // isRolling reports whether c is the bot's rolling commit, which may be amended.
@@ -130,11 +134,6 @@ func (w *Writer) isRolling(c Commit) bool {
 	return len(c.Parents) == 1 &&
 		c.Author.Email == w.Author.Email &&
 		ParseMessage(c.Message).Kind == KindRolling
-}
-
-// IsBot reports whether c was written by the bot with author email.
-func IsBot(c Commit, email string) bool {
-	return c.Author.Email == email && ParseMessage(c.Message).Kind != ""
 }
 
 func (w *Writer) wait(ctx context.Context, attempt int) error {

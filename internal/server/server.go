@@ -82,16 +82,13 @@ func (s *Server) handleGAR(w http.ResponseWriter, r *http.Request) {
 		log.Warn("gar message refused", "outcome", "unreadable", "reason", err.Error())
 		writeError(w, http.StatusRequestEntityTooLarge, err)
 		return
-	case errors.Is(err, gar.ErrUnreadable):
-		log.Warn("gar message refused", "outcome", "unreadable", "reason", err.Error())
-		writeError(w, http.StatusBadRequest, err)
-		return
 	case errors.Is(err, gar.ErrRejected):
 		res := engine.Result{Outcome: engine.Rejected, Reason: err.Error()}
 		engine.LogEvent(ctx, "gar message", msg.ID, res, time.Since(start), nil)
 		writeJSON(w, http.StatusOK, res)
 		return
-	case err != nil:
+	case err != nil: // gar.ErrUnreadable
+		log.Warn("gar message refused", "outcome", "unreadable", "reason", err.Error())
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}

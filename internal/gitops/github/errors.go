@@ -21,7 +21,7 @@ var ErrTransient = errors.New("github: transient failure")
 
 // ErrUnauthorized means GitHub rejected the credentials (HTTP 401, or a
 // GitHub App whose token exchange failed). Retrying will not help.
-var ErrUnauthorized = errors.New("github: authentication failed")
+var ErrUnauthorized = fmt.Errorf("github: authentication failed: %w", gitops.ErrInvalid)
 
 // RetryAfter returns how long GitHub asked the caller to wait before retrying
 // the call that failed with err, or 0 when it did not say.
@@ -90,7 +90,7 @@ func (e *redacted) Unwrap() []error { return e.kinds }
 // sentinels are the errors callers branch on; scrub keeps them.
 var sentinels = []error{
 	ErrRateLimited, ErrTransient, ErrUnauthorized,
-	gitops.ErrConflict, gitops.ErrNotFound,
+	gitops.ErrConflict, gitops.ErrNotFound, gitops.ErrInvalid,
 	context.Canceled, context.DeadlineExceeded,
 }
 

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pinroll/pinroll/internal/gitops"
 )
 
 // gqlError is one entry of a GraphQL answer's "errors".
@@ -164,10 +166,13 @@ func statusError(status int, reqID, msg, what string) error {
 		e.kind = ErrUnauthorized
 		e.msg = "authentication failed: " + msg + " (check " + envToken + " or the GitHub App credentials)"
 	case http.StatusForbidden:
+		e.kind = gitops.ErrInvalid
 		e.msg = "forbidden: " + msg + " (the credentials need contents: write on the repository)"
 	case http.StatusNotFound:
+		e.kind = gitops.ErrInvalid
 		e.msg = what + " not found: " + msg + " (it does not exist, or the credentials cannot see it)"
 	case http.StatusUnprocessableEntity:
+		e.kind = gitops.ErrInvalid
 		e.msg = "rejected by GitHub: " + msg
 	default:
 		e.msg = fmt.Sprintf("unexpected answer: %s", msg)

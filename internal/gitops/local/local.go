@@ -182,6 +182,11 @@ func (r *Repo) read(ctx context.Context, branch string, paths []string) (gitops.
 		return gitops.Snapshot{}, err
 	}
 	if tip == "" {
+		if _, err := os.Stat(filepath.Join(r.gitDir, "HEAD")); err != nil {
+			// The repository itself is gone (an unmounted volume, a
+			// moved directory): an outage, not a missing branch.
+			return gitops.Snapshot{}, fmt.Errorf("repository unavailable: %w", err)
+		}
 		return gitops.Snapshot{}, fmt.Errorf("no such branch: %w", gitops.ErrNotFound)
 	}
 

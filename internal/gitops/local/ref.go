@@ -195,7 +195,7 @@ func (r *Repo) refPath(ref string) string {
 // checkBranch applies git's rules for ref names (git check-ref-format) to a
 // branch name, which also keeps the ref's path inside the git directory.
 func checkBranch(b string) error {
-	bad := func(why string) error { return fmt.Errorf("invalid branch name %q: %s", b, why) }
+	bad := func(why string) error { return fmt.Errorf("%w: invalid branch name %q: %s", gitops.ErrInvalid, b, why) }
 	switch {
 	case b == "":
 		return bad("empty")

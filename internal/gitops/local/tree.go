@@ -9,6 +9,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/pinroll/pinroll/internal/gitops"
 )
 
 // dirEdit is the part of a commit's file changes under one directory.
@@ -55,6 +57,14 @@ func newDirEdit(files map[string][]byte) (*dirEdit, error) {
 // checkPath rejects a path that cannot name a file in a git tree: it must be
 // slash-separated and relative, without empty, ".", ".." or ".git" components.
 func checkPath(path string) error {
+	if err := validPath(path); err != nil {
+		return fmt.Errorf("%w: %w", gitops.ErrInvalid, err)
+	}
+	return nil
+}
+
+// validPath says what is wrong with a tree path, if anything.
+func validPath(path string) error {
 	if path == "" {
 		return errors.New("empty path")
 	}
