@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +28,7 @@ import (
 	"github.com/pinroll/pinroll/internal/logging"
 	"github.com/pinroll/pinroll/internal/server"
 	"github.com/pinroll/pinroll/internal/testing/gittest"
+	"github.com/pinroll/pinroll/internal/testing/testlog"
 )
 
 const (
@@ -40,7 +40,7 @@ const (
 type fixture struct {
 	t    *target
 	repo string
-	logs *syncBuffer
+	logs *testlog.Buffer
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -70,7 +70,7 @@ environments:
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	log := logging.New(logs, slog.LevelInfo)
 	a, err := app.Open(t.Context(), cfg, func(string) string { return "" }, log)
 	if err != nil {
@@ -203,23 +203,6 @@ func TestLazyTargetRetriesAfterFailure(t *testing.T) {
 	if calls != 2 {
 		t.Errorf("open called %d times, want 2 (once more after the failure, then never)", calls)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 const webhookSecret = "function-test-secret"

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"github.com/pinroll/pinroll/internal/demo"
 	"github.com/pinroll/pinroll/internal/gar"
 	"github.com/pinroll/pinroll/internal/testing/gittest"
+	"github.com/pinroll/pinroll/internal/testing/testlog"
 )
 
 const (
@@ -108,10 +108,10 @@ func buildFunction(t *testing.T) string {
 
 // start runs bin on a free port with env added to the test's own, waits
 // until it answers and returns its base URL and its output.
-func start(t *testing.T, bin string, env ...string) (string, *syncBuffer) {
+func start(t *testing.T, bin string, env ...string) (string, *testlog.Buffer) {
 	t.Helper()
 	port := freePort(t)
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), append(env, "PORT="+port)...)
 	cmd.Stdout, cmd.Stderr = logs, logs
@@ -192,21 +192,4 @@ func writeFile(t *testing.T, path, content string) {
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

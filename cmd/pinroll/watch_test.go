@@ -7,9 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/pinroll/pinroll/internal/testing/testlog"
 )
 
 func TestWatchUsage(t *testing.T) {
@@ -57,21 +58,16 @@ func watchWorld(t *testing.T) *world {
 func startWatch(t *testing.T, w *world, subscription string) (stop func() int, logs func() string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var mu sync.Mutex
-	var buf bytes.Buffer
+	buf := &testlog.Buffer{}
 	env := &cliEnv{
-		stdout: lockedWriter{&mu, &buf}, stderr: lockedWriter{&mu, &buf},
+		stdout: buf, stderr: buf,
 		getenv: func(k string) string { return w.env[k] },
 	}
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, env, []string{"watch", "--config", w.cfgPath, "--subscription", subscription, "--concurrency", "2"})
 	}()
-	logs = func() string {
-		mu.Lock()
-		defer mu.Unlock()
-		return buf.String()
-	}
+	logs = buf.String
 	stopped, code := false, 0
 	stop = func() int {
 		if stopped {

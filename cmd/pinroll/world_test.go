@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +24,7 @@ import (
 	"github.com/pinroll/pinroll/internal/testing/fakegar"
 	"github.com/pinroll/pinroll/internal/testing/fakegithub"
 	"github.com/pinroll/pinroll/internal/testing/gittest"
+	"github.com/pinroll/pinroll/internal/testing/testlog"
 )
 
 // The scenarios' fixed names: what a user writes in pinroll.yaml.
@@ -145,16 +145,11 @@ type world struct {
 	env      map[string]string
 	base     string // http://127.0.0.1:PORT
 	stop     func() int
-	logMu    sync.Mutex
-	logBuf   bytes.Buffer // everything pinroll serve wrote, across restarts
+	logBuf   testlog.Buffer // everything pinroll serve wrote, across restarts
 }
 
 // logs returns what pinroll serve printed so far.
-func (w *world) logs() string {
-	w.logMu.Lock()
-	defer w.logMu.Unlock()
-	return w.logBuf.String()
-}
+func (w *world) logs() string { return w.logBuf.String() }
 
 // scenarioConfig is the config every scenario serves: two images carried by
 // dev (tracking latest) and a release-driven prod.
@@ -208,7 +203,7 @@ func (w *world) start() {
 	ready := make(chan string, 1)
 	done := make(chan int, 1)
 	env := &cliEnv{
-		stdout: lockedWriter{&w.logMu, &w.logBuf}, stderr: lockedWriter{&w.logMu, &w.logBuf},
+		stdout: &w.logBuf, stderr: &w.logBuf,
 		getenv: func(k string) string { return w.env[k] },
 		ready:  func(addr string) { ready <- addr },
 	}
@@ -244,17 +239,6 @@ func (w *world) restart() {
 		w.t.Fatalf("pinroll serve exited with %d on SIGTERM", code)
 	}
 	w.start()
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // encoding is one of the three ways a GAR message reaches POST /gar.

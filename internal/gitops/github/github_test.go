@@ -20,6 +20,7 @@ import (
 	"github.com/pinroll/pinroll/internal/gitops"
 	"github.com/pinroll/pinroll/internal/gitops/repotest"
 	"github.com/pinroll/pinroll/internal/testing/fakegithub"
+	"github.com/pinroll/pinroll/internal/testing/testlog"
 )
 
 const kust = "k8s/overlays/dev/kustomization.yaml"
@@ -408,30 +409,11 @@ func TestUnauthorized(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger used from several
-// goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestTokenNeverLeaks(t *testing.T) {
 	t.Parallel()
 	f := newFake(t, seedFiles())
 	secret := "ghp_" + randomHex(t, 18)
-	var logs syncBuffer
+	var logs testlog.Buffer
 	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	r := newRepo(t, f, func(o *Options) { o.Token = secret; o.Logger = logger })
 
@@ -477,7 +459,7 @@ func (echoTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 func TestSecretsScrubbedFromForeignErrors(t *testing.T) {
 	t.Parallel()
 	secret := "ghp_" + randomHex(t, 18)
-	var logs syncBuffer
+	var logs testlog.Buffer
 	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	r, err := New(Options{Repo: "https://github.com/acme/gitops", Token: secret, Logger: logger, HTTPClient: &http.Client{Transport: echoTransport{}}})
 	if err != nil {
