@@ -246,7 +246,6 @@ func (e *Engine) reconcileLocked(ctx context.Context, branch string, kind gitops
 		// Contention, the network, GitHub's 5xx and rate limits, I/O.
 		return "", nil, fmt.Errorf("%w: %w", ErrTransient, err)
 	}
-	now := e.now()
 	if res.Amended {
 		// The amend replaced the commit that carried the earlier pins of the
 		// rolling commit: point their ledger records at the new one.
@@ -260,7 +259,9 @@ func (e *Engine) reconcileLocked(ctx context.Context, branch string, kind gitops
 		}
 	}
 	for _, p := range desired {
-		if err := e.ledger.CommitPin(ctx, p, res.Commit, now); err != nil {
+		// The entry is dated by the claim, not by this write: two processes
+		// recording their commits in either order keep history in pin order.
+		if err := e.ledger.CommitPin(ctx, p, res.Commit, p.Time); err != nil {
 			return "", nil, fmt.Errorf("%w: record pin %s/%s at %s: %w", ErrTransient, p.Env, p.Image, short(res.Commit), err)
 		}
 	}

@@ -105,15 +105,10 @@ func (r *Repo) graphql(ctx context.Context, query string, vars map[string]any, o
 			gerrs = &gqlErrors{errs: ans.Errors, requestID: reqID}
 			if gerrs.has("RATE_LIMITED") || gerrs.has("RATE_LIMIT") {
 				wait := graphqlResetWait(resp, r.lim.now())
-				if waits < r.lim.maxRateWaits && r.lim.fits(ctx, wait) {
-					r.log.WarnContext(ctx, "github GraphQL rate limit, waiting", "request_id", reqID, "wait", wait.String())
-					if err := r.lim.sleep(ctx, wait); err != nil {
-						return "", nil, err
-					}
-					continue
+				if err := r.lim.rateLimited(ctx, waits, wait, resp.StatusCode, reqID, gerrs.errs[0].Message); err != nil {
+					return "", nil, err
 				}
-				return "", nil, &apiError{kind: ErrRateLimited, status: resp.StatusCode, requestID: reqID, retryAfter: wait,
-					msg: fmt.Sprintf("rate limited: GitHub asks to wait %s (%s), more than this call can wait", wait.Round(time.Second), gerrs.errs[0].Message)}
+				continue
 			}
 		}
 		if len(ans.Data) > 0 && string(ans.Data) != "null" && out != nil {

@@ -137,16 +137,15 @@ func (l *limiter) RoundTrip(req *http.Request) (*http.Response, error) {
 				resp.Body = io.NopCloser(bytes.NewReader(body))
 				return resp, nil
 			}
-			if rateWaits < l.maxRateWaits && rewindable && l.fits(ctx, wait) {
-				rateWaits++
-				l.log.WarnContext(ctx, "github rate limit, waiting", "method", req.Method, "path", req.URL.Path, "status", resp.StatusCode, "request_id", reqID, "wait", wait.String())
-				if err := l.sleep(ctx, wait); err != nil {
-					return nil, err
-				}
-				continue
+			waits := rateWaits
+			if !rewindable {
+				waits = l.maxRateWaits // the body is spent: no second try
 			}
-			return nil, &apiError{kind: ErrRateLimited, status: resp.StatusCode, requestID: reqID, retryAfter: wait,
-				msg: fmt.Sprintf("rate limited: GitHub asks to wait %s (%s), more than this call can wait", wait.Round(time.Second), githubMessage(body))}
+			if err := l.rateLimited(ctx, waits, wait, resp.StatusCode, reqID, githubMessage(body)); err != nil {
+				return nil, err
+			}
+			rateWaits++
+			continue
 		}
 		return resp, nil
 	}
@@ -164,6 +163,23 @@ func (l *limiter) redact(s string) string {
 
 // fits reports whether waiting d leaves the call time to run before its
 // deadline, and d is within the cap.
+// rateLimited handles a rate limit GitHub announced (how it was announced is
+// the caller's to read): when the wait fits the call's deadline and the
+// limiter's budget (waits so far < maxRateWaits), it logs and sleeps, and
+// returns nil so the caller tries again; otherwise it returns the
+// ErrRateLimited error (or the context's, if the sleep was cut short).
+func (l *limiter) rateLimited(ctx context.Context, waits int, wait time.Duration, status int, reqID, detail string) error {
+	if waits < l.maxRateWaits && l.fits(ctx, wait) {
+		l.log.WarnContext(ctx, "github rate limit, waiting", "status", status, "request_id", reqID, "wait", wait.String())
+		return l.sleep(ctx, wait)
+	}
+	msg := fmt.Sprintf("rate limited: GitHub asks to wait %s, more than this call can wait", wait.Round(time.Second))
+	if detail != "" {
+		msg = fmt.Sprintf("rate limited: GitHub asks to wait %s (%s), more than this call can wait", wait.Round(time.Second), detail)
+	}
+	return &apiError{kind: ErrRateLimited, status: status, requestID: reqID, retryAfter: wait, msg: msg}
+}
+
 func (l *limiter) fits(ctx context.Context, d time.Duration) bool {
 	if d > l.maxWait {
 		return false

@@ -232,15 +232,9 @@ func (r *Repo) restCall(ctx context.Context, call func() (*ghResponse, error)) e
 		default:
 			return restError(ctx, err, resp)
 		}
-		if waits < r.lim.maxRateWaits && r.lim.fits(ctx, wait) {
-			r.log.WarnContext(ctx, "github rate limit, waiting", "wait", wait.String())
-			if err := r.lim.sleep(ctx, wait); err != nil {
-				return err
-			}
-			continue
+		if err := r.lim.rateLimited(ctx, waits, wait, http.StatusForbidden, requestID(resp), ""); err != nil {
+			return err
 		}
-		return &apiError{kind: ErrRateLimited, status: http.StatusForbidden, requestID: requestID(resp), retryAfter: wait,
-			msg: fmt.Sprintf("rate limited: GitHub asks to wait %s, more than this call can wait", wait.Round(time.Second))}
 	}
 }
 
