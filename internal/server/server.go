@@ -5,6 +5,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -15,6 +16,11 @@ import (
 	"github.com/pinroll/pinroll/internal/gar"
 	"github.com/pinroll/pinroll/internal/logging"
 )
+
+// RequestTimeout bounds the handling of one event: a wait GitHub asks for that
+// does not fit becomes a 503, and Pub/Sub redelivers later (the Cloud Run
+// functions default timeout is the same 60 s).
+const RequestTimeout = 60 * time.Second
 
 // MaxBody is the largest request body accepted, in bytes. GAR notifications
 // are well under 1 KiB and GitHub caps webhook payloads at 25 MiB, of which a
@@ -66,7 +72,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if tr := logging.Trace(r, s.project); tr != "" {
 		l = l.With(logging.TraceKey, tr)
 	}
-	s.mux.ServeHTTP(w, r.WithContext(engine.WithLogger(r.Context(), l)))
+	ctx, cancel := context.WithTimeout(engine.WithLogger(r.Context(), l), RequestTimeout)
+	defer cancel()
+	s.mux.ServeHTTP(w, r.WithContext(ctx))
 }
 
 // HandleGAR is the POST /gar handler, exported for the function targets.
