@@ -5,12 +5,17 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/pinroll/pinroll/internal/demo"
 	"github.com/pinroll/pinroll/internal/gar"
+	"github.com/pinroll/pinroll/internal/testing/gittest"
 )
 
 // forEachBackend runs a scenario on every git host and ledger.
@@ -384,4 +389,63 @@ type wrongToken struct {
 func (h wrongToken) configure() (string, map[string]string) {
 	y, _ := h.githubHost.configure()
 	return y, map[string]string{"PINROLL_GITHUB_TOKEN": h.token}
+}
+
+// TestNonBareRepository points pinroll at an ordinary `git init` repository
+// with main checked out, as a new user might: the work tree follows the
+// pins, and a person's next commit there keeps them.
+func TestNonBareRepository(t *testing.T) {
+	t.Parallel()
+	gittest.RequireGit(t)
+	dir := filepath.Join(t.TempDir(), "gitops")
+	run := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("git", args...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run("init", "-q", "-b", "main")
+	run("config", "user.name", "A Human")
+	run("config", "user.email", "human@example.com")
+	for p, b := range demo.Files() {
+		full := filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run("add", "-A")
+	run("commit", "-q", "-m", "seed")
+	w := newWorld(t, backend{name: "non-bare", ledger: boltLedger, git: func(testing.TB) gitHost { return &localHost{dir: dir} }})
+	for i := 1; i <= 2; i++ {
+		if r := w.deliver(t, binaryCE, push(fmt.Sprint("m", i), serverRepo, digest(i), "latest", i)); r.Outcome != "pinned" {
+			t.Fatalf("push %d: %+v", i, r)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, devPath)); !strings.Contains(string(b), "digest: "+digest(2)) {
+		t.Fatalf("work tree overlay:\n%s", b)
+	}
+	if st := run("status", "--porcelain"); st != "" {
+		t.Fatalf("git status is not clean:\n%s", st)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "README.md"), []byte("hi\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run("add", "README.md")
+	run("commit", "-q", "-m", "docs: readme")
+	if w.pinned(t, "server") != digest(2) {
+		t.Fatal("the person's commit reverted the pin")
+	}
+	if n := len(w.host.log(t)); n != 3 {
+		t.Fatalf("%d commits, want seed + rolling + human", n)
+	}
 }

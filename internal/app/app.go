@@ -56,13 +56,10 @@ func Open(ctx context.Context, cfg *config.Config, getenv func(string) string, l
 		a.closers = append(a.closers, reg.Close)
 		opts.Registry = reg
 	}
-	if cfg.Events.Topic != "" {
-		// Without cancel: pins finishing after SIGTERM still publish.
-		pub, err := events.New(context.WithoutCancel(ctx), cfg.Events.Topic)
-		if err != nil {
-			_ = a.Close()
-			return nil, err
-		}
+	if pub, err := openEvents(ctx, cfg, getenv); err != nil {
+		// Pin events never decide whether a pin happens.
+		log.Warn("pin events are off", "topic", cfg.Events.Topic, "reason", err.Error())
+	} else if pub != nil {
 		a.closers = append(a.closers, pub.Close)
 		opts.Events = pub
 	}
@@ -90,13 +87,31 @@ func openRegistry(ctx context.Context, cfg *config.Config, getenv func(string) s
 		return gar.NewRegistry(ctx, option.WithEndpoint(ep), option.WithoutAuthentication(),
 			option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
 	}
-	// Finding Google credentials probes the GCE metadata server when no
-	// other source exists; only the cloud setup, or a machine given
-	// credentials explicitly, looks for them.
-	if !strings.HasPrefix(cfg.Ledger, "firestore://") && getenv("GOOGLE_APPLICATION_CREDENTIALS") == "" {
+	if !googleCredentials(cfg, getenv) {
 		return nil, errors.New("local mode without GOOGLE_APPLICATION_CREDENTIALS")
 	}
 	return gar.NewRegistry(ctx)
+}
+
+// openEvents opens the pin events publisher of events.topic; nil when none
+// is configured.
+func openEvents(ctx context.Context, cfg *config.Config, getenv func(string) string) (*events.Publisher, error) {
+	if cfg.Events.Topic == "" {
+		return nil, nil
+	}
+	if getenv("PUBSUB_EMULATOR_HOST") == "" && !googleCredentials(cfg, getenv) {
+		return nil, errors.New("local mode without GOOGLE_APPLICATION_CREDENTIALS or PUBSUB_EMULATOR_HOST")
+	}
+	// Without cancel: pins finishing after SIGTERM still publish.
+	return events.New(context.WithoutCancel(ctx), cfg.Events.Topic)
+}
+
+// googleCredentials reports whether pinroll should look for Google
+// credentials: finding them probes the GCE metadata server when no other
+// source exists, so only the cloud setup (a Firestore ledger), or a machine
+// given credentials explicitly, looks.
+func googleCredentials(cfg *config.Config, getenv func(string) string) bool {
+	return strings.HasPrefix(cfg.Ledger, "firestore://") || getenv("GOOGLE_APPLICATION_CREDENTIALS") != ""
 }
 
 // Close releases what Open acquired.
@@ -160,5 +175,5 @@ func OpenRepo(cfg *config.Config, log *slog.Logger) (gitops.Repo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open git repo %s: %w", cfg.Git.Repo, err)
 	}
-	return r, nil
+	return r.WithLogger(log), nil
 }

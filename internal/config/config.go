@@ -280,6 +280,12 @@ func (c *Config) validate(l lines) error {
 	if (scheme != "bolt" && scheme != "firestore") || strings.Trim(target, "/") == "" {
 		return l.errf("ledger", "ledger %q: want bolt://PATH or firestore://PROJECT[/DATABASE]", c.Ledger)
 	}
+	if t := c.Events.Topic; t != "" {
+		p := strings.Split(t, "/")
+		if len(p) != 4 || p[0] != "projects" || p[2] != "topics" || p[1] == "" || p[3] == "" {
+			return l.errf("events.topic", "events.topic %q: want projects/PROJECT/topics/TOPIC", t)
+		}
+	}
 	if len(c.Images) == 0 {
 		return l.errf("images", "images: at least one image is required")
 	}

@@ -134,6 +134,9 @@ func TestParseErrors(t *testing.T) {
 			return strings.Replace(s, "  repo: https://github.com/acme/cloud-provisioning\n", "", 1)
 		}, []string{"git.repo is required"}},
 		{"bad source", func(s string) string { return strings.Replace(s, "acme/backend", "backend", 1) }, []string{"images[0].source", "OWNER/REPO"}},
+		{"bad events topic", func(s string) string {
+			return strings.Replace(s, "projects/PROJECT/topics/pinroll-events", "pinroll-events", 1)
+		}, []string{"line 23", "events.topic"}},
 		{"credentials in repo", func(s string) string {
 			return strings.Replace(s, "https://github.com/", "https://x-access-token:ghp_SECRET@github.com/", 1)
 		}, []string{"line 2", "must not carry credentials"}},

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -35,13 +36,14 @@ const cacheSize = 16 * cache.MiByte
 // concurrent use by multiple goroutines, and by other processes that follow
 // git's locking rules (git itself, go-git excepted).
 //
-// Moving the checked-out branch of a non-bare repository leaves its index and
-// work tree alone, as a push would with receive.denyCurrentBranch=ignore: the
-// branch and HEAD show the new commit, while `git status` there shows its
-// changes as reverted until the work tree is brought up to date (for example
-// with `git reset --hard`).
+// Moving the checked-out branch of a non-bare repository also updates its
+// index and work tree, as a push does with receive.denyCurrentBranch=
+// updateInstead, when nobody has local changes to the files that changed;
+// otherwise they are left alone and `git status` there shows the difference.
 type Repo struct {
-	gitDir string
+	gitDir   string
+	workTree string       // "" for a bare repository
+	log      *slog.Logger // where work-tree updates that did not happen are told
 
 	// mu serialises go-git's object storage, which is not safe for concurrent
 	// use: it builds its pack index lazily and rebuilds it on demand.
@@ -71,7 +73,20 @@ func Open(repo string) (*Repo, error) {
 	// Default options: ExclusiveAccess off, so that go-git lists the pack
 	// directory and loose objects afresh instead of trusting a cached view.
 	st := filesystem.NewStorageWithOptions(osfs.New(gitDir), cache.NewObjectLRU(cacheSize), filesystem.Options{})
-	return &Repo{gitDir: gitDir, st: st}, nil
+	r := &Repo{gitDir: gitDir, st: st, log: slog.New(slog.DiscardHandler)}
+	if gitDir == filepath.Join(path, ".git") {
+		r.workTree = path // a plain non-bare repository (not a linked worktree)
+	}
+	return r, nil
+}
+
+// WithLogger makes r tell log when it could not bring a non-bare
+// repository's work tree up to date after a move, and returns r.
+func (r *Repo) WithLogger(log *slog.Logger) *Repo {
+	if log != nil {
+		r.log = log
+	}
+	return r
 }
 
 // localPath returns the absolute filesystem path that repo names.
@@ -236,20 +251,29 @@ func (r *Repo) file(root plumbing.Hash, trees map[string]*object.Tree, path stri
 	if e == nil || !e.Mode.IsFile() || e.Mode == filemode.Symlink {
 		return nil, false, nil
 	}
-	o, err := r.object(plumbing.BlobObject, e.Hash)
-	if err != nil {
-		return nil, false, err
-	}
-	rd, err := o.Reader()
-	if err != nil {
-		return nil, false, err
-	}
-	defer rd.Close()
-	b, err := io.ReadAll(rd)
+	b, err := r.blob(e.Hash)
 	if err != nil {
 		return nil, false, err
 	}
 	return b, true, nil
+}
+
+// blob reads the content of blob h; r.mu must be held.
+func (r *Repo) blob(h plumbing.Hash) ([]byte, error) {
+	o, err := r.object(plumbing.BlobObject, h)
+	if err != nil {
+		return nil, err
+	}
+	rd, err := o.Reader()
+	if err != nil {
+		return nil, fmt.Errorf("blob %s: %w", h, err)
+	}
+	defer rd.Close()
+	b, err := io.ReadAll(rd)
+	if err != nil {
+		return nil, fmt.Errorf("blob %s: %w", h, err)
+	}
+	return b, nil
 }
 
 // dirTree returns the tree at directory dir ("" for the root), or nil when
@@ -412,7 +436,15 @@ func (r *Repo) moveBranch(ctx context.Context, ref, branch, from, to string) err
 
 	r.refMu.Lock()
 	defer r.refMu.Unlock()
-	return r.casRef(ref, fromHash.String(), toHash.String(), c.Committer)
+	if err := r.casRef(ref, fromHash.String(), toHash.String(), c.Committer); err != nil {
+		return err
+	}
+	// Best effort: the branch has moved; a work tree with local changes (or
+	// a git command holding the index) is left as it is, and people are told.
+	if err := r.syncWorkTree(branch, fromHash, toHash); err != nil {
+		r.log.Warn("work tree not updated after moving the checked-out branch", "work_tree", r.workTree, "branch", branch, "reason", err.Error())
+	}
+	return nil
 }
 
 // commit reads the commit h.
