@@ -163,9 +163,24 @@ func (e *Environment) IsRelease() bool { return e.Release != nil }
 // Rolling reports whether the environment's pins amend the rolling commit.
 func (e *Environment) Rolling() bool { return e.Commit != CommitAppend }
 
-// Kustomization is the slash-separated path of the environment's kustomization.yaml.
+// KustomizationNames are the file names kustomize accepts for a
+// kustomization, in the order it looks for them.
+var KustomizationNames = []string{"kustomization.yaml", "kustomization.yml", "Kustomization"}
+
+// Kustomization is the slash-separated path of the environment's
+// kustomization.yaml.
 func (e *Environment) Kustomization() string {
-	return strings.TrimSuffix(e.Path, "/") + "/kustomization.yaml"
+	return e.Kustomizations()[0]
+}
+
+// Kustomizations are the paths the environment's kustomization may have, one
+// per name kustomize accepts.
+func (e *Environment) Kustomizations() []string {
+	out := make([]string, len(KustomizationNames))
+	for i, n := range KustomizationNames {
+		out[i] = strings.TrimSuffix(e.Path, "/") + "/" + n
+	}
+	return out
 }
 
 // Path returns the config file to use: flag, else $PINROLL_CONFIG, else ./pinroll.yaml.

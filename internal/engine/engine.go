@@ -183,10 +183,12 @@ func (e *Engine) reconcileLocked(ctx context.Context, branch string, kind gitops
 	}
 	defer unlock()
 
-	paths := make([]string, 0, len(targets))
+	var paths []string // every name kustomize accepts: one read either way
 	for _, t := range targets {
-		if p := t.env.Kustomization(); !slices.Contains(paths, p) {
-			paths = append(paths, p)
+		for _, p := range t.env.Kustomizations() {
+			if !slices.Contains(paths, p) {
+				paths = append(paths, p)
+			}
 		}
 	}
 	var desired, changed []ledger.Pin
@@ -203,12 +205,9 @@ func (e *Engine) reconcileLocked(ctx context.Context, branch string, kind gitops
 			if !ok {
 				continue
 			}
-			path := t.env.Kustomization()
-			src, ok := ch.Files[path]
+			path, src, ok := kustomization(t.env, ch.Files, s.Files)
 			if !ok {
-				if src, ok = s.Files[path]; !ok {
-					return ch, fmt.Errorf("%w: environment %s: %s not found on %s at %s", gitops.ErrInvalid, t.env.Name, path, branch, short(s.Commit.SHA))
-				}
+				return ch, fmt.Errorf("%w: environment %s: %s not found on %s at %s", gitops.ErrInvalid, t.env.Name, path, branch, short(s.Commit.SHA))
 			}
 			edit := overlay.Edit{Name: t.image.Name, Digest: pin.Digest, NewName: t.image.Repository}
 			if t.env.IsRelease() {
@@ -269,6 +268,19 @@ func (e *Engine) reconcileLocked(ctx context.Context, branch string, kind gitops
 		changed = nil
 	}
 	return res.Commit, changed, nil
+}
+
+// kustomization finds env's kustomization file: as edited so far, else as
+// read. When there is none, path is the usual name, for the error.
+func kustomization(env *config.Environment, edited, read map[string][]byte) (path string, src []byte, ok bool) {
+	for _, files := range []map[string][]byte{edited, read} {
+		for _, p := range env.Kustomizations() {
+			if src, ok := files[p]; ok {
+				return p, src, true
+			}
+		}
+	}
+	return env.Kustomization(), nil, false
 }
 
 func (e *Engine) publish(ctx context.Context, pins []ledger.Pin, commit string) {

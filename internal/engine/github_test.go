@@ -121,3 +121,37 @@ func benchGitHub(b *testing.B, latency time.Duration, change bool) {
 		b.ReportMetric(float64(took[(len(took)*99)/100].Milliseconds()), "p99-ms")
 	}
 }
+
+// TestKustomizationYml: an overlay named kustomization.yml (kustomize accepts
+// it) is edited in place, still in 4 API calls.
+func TestKustomizationYml(t *testing.T) {
+	t.Parallel()
+	files := demo.Files()
+	const dev = "k8s/namespaces/backend/overlays/dev/"
+	files[dev+"kustomization.yml"] = files[dev+"kustomization.yaml"]
+	delete(files, dev+"kustomization.yaml")
+	gh := fakegithub.New(t, "acme", "cloud-provisioning", "main", files)
+	repo, err := github.New(github.Options{Repo: gh.RepoURL(), APIURL: gh.URL(), Token: gh.Token()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := bolt.Open(filepath.Join(t.TempDir(), "ledger.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	eng := engine.New(engine.Options{Config: testConfig(t, gh.RepoURL()), Ledger: l, Repo: repo})
+	m := msg("m", 1, "latest")
+	if res, err := eng.Push(context.Background(), m); err != nil || res.Outcome != engine.Pinned {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if !strings.Contains(string(gh.File("main", dev+"kustomization.yml")), "digest: "+m.Digest) {
+		t.Fatal("kustomization.yml not pinned")
+	}
+	if gh.File("main", dev+"kustomization.yaml") != nil {
+		t.Fatal("a kustomization.yaml was created next to the .yml")
+	}
+	if n := repo.Calls(); n != 4 {
+		t.Fatalf("%d API calls, want 4", n)
+	}
+}
