@@ -246,6 +246,15 @@ func (s *Server) ExhaustRateLimit(resetIn time.Duration) {
 	s.rate.reset = time.Now().Add(resetIn)
 }
 
+// SetRateLimit sets the hourly primary rate limit and refills it, e.g. to a
+// large number for benchmarks, whose call count grows with b.N.
+func (s *Server) SetRateLimit(limit int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rate.limit, s.rate.remaining, s.rate.exhausted = limit, limit, false
+	s.rate.reset = time.Now().Add(time.Hour)
+}
+
 // OnBeforeRefUpdate registers f, called before every ref update (GraphQL
 // updateRefs and REST PATCH git/refs) is checked, outside the fake's lock: f
 // may call [Server.Commit] to play a person pushing in the meantime.
