@@ -323,7 +323,7 @@ func TestReleaseUsesTheImageTagThatExists(t *testing.T) {
 	if got := w.prodImage(t); got != serverRepo+":2.1.0@"+digest(21) {
 		t.Fatalf("prod image %s", got)
 	}
-	if s := subject(w.host.log(t)[0]); s != "release(prod): server 2.1.0" {
+	if s := subject(w.host.log(t)[0]); s != "release(prod): server v2.1.0" { // the release, as published
 		t.Fatalf("subject %q", s)
 	}
 }

@@ -176,9 +176,13 @@ func (e *Environment) Kustomization() string {
 // Kustomizations are the paths the environment's kustomization may have, one
 // per name kustomize accepts.
 func (e *Environment) Kustomizations() []string {
+	dir := strings.TrimSuffix(e.Path, "/") + "/"
+	if e.Path == "." || e.Path == "" {
+		dir = "" // the repository's root is the overlay
+	}
 	out := make([]string, len(KustomizationNames))
 	for i, n := range KustomizationNames {
-		out[i] = strings.TrimSuffix(e.Path, "/") + "/" + n
+		out[i] = dir + n
 	}
 	return out
 }
@@ -345,7 +349,7 @@ func (c *Config) validate(l lines) error {
 			return l.errf(key+".name", "%s.name: duplicate environment name %q", key, e.Name)
 		case e.Path == "":
 			return l.errf(key, "%s.path is required for environment %q", key, e.Name)
-		case strings.HasPrefix(e.Path, "/") || e.Path == "." || e.Path == ".." || strings.HasPrefix(e.Path, "../"):
+		case strings.HasPrefix(e.Path, "/") || e.Path == ".." || strings.HasPrefix(e.Path, "../"):
 			return l.errf(key+".path", "%s.path %q must be relative to the repository root", key, e.Path)
 		case e.Track == "" && e.Release == nil:
 			return l.errf(key, "%s: environment %q needs a trigger: track: TAG or release: {}", key, e.Name)
@@ -367,8 +371,9 @@ func (c *Config) validate(l lines) error {
 			if !envs[e.Release.Require] {
 				return l.errf(key, "%s: unknown environment %q", key, e.Release.Require)
 			}
-			if e.Release.Require == e.Name {
-				return l.errf(key, "%s: %q must name another environment", key, e.Release.Require)
+			if req, _ := c.EnvironmentByName(e.Release.Require); req.IsRelease() {
+				// Only a track environment's pins re-check blocked promotions.
+				return l.errf(key, "%s: %q must name a track environment (one with track: TAG)", key, e.Release.Require)
 			}
 		}
 		for j := range i {

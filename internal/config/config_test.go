@@ -143,7 +143,7 @@ func TestParseErrors(t *testing.T) {
 		{"repository with scheme", func(s string) string {
 			return strings.Replace(s, "repository: asia", "repository: https://asia", 1)
 		}, []string{"images[0].repository", "without a scheme"}},
-		{"require itself", func(s string) string { return strings.Replace(s, "require: dev", "require: prod", 1) }, []string{"must name another environment"}},
+		{"require itself", func(s string) string { return strings.Replace(s, "require: dev", "require: prod", 1) }, []string{"must name a track environment"}},
 		{"empty bolt path", func(s string) string { return strings.Replace(s, "bolt://.pinroll/ledger.db", "bolt://", 1) }, []string{"ledger"}},
 		{"path escapes the repo", func(s string) string {
 			return strings.Replace(s, "path: k8s/namespaces/backend/overlays/dev", "path: ../elsewhere", 1)

@@ -245,18 +245,6 @@ func (e *Engine) reconcileLocked(ctx context.Context, branch string, kind gitops
 		// Contention, the network, GitHub's 5xx and rate limits, I/O.
 		return "", nil, fmt.Errorf("%w: %w", ErrTransient, err)
 	}
-	if res.Amended {
-		// The amend replaced the commit that carried the earlier pins of the
-		// rolling commit: point their ledger records at the new one.
-		for _, c := range res.Carried {
-			if slices.ContainsFunc(desired, func(p ledger.Pin) bool { return p.Env == c.Env && p.Image == c.Image }) {
-				continue
-			}
-			if p, ok, err := e.ledger.Pin(ctx, c.Env, c.Image); err == nil && ok && p.Digest == c.Digest {
-				desired = append(desired, p)
-			}
-		}
-	}
 	for _, p := range desired {
 		// The entry is dated by the claim, not by this write: two processes
 		// recording their commits in either order keep history in pin order.

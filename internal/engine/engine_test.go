@@ -240,3 +240,47 @@ func TestRetriedDeliveryReportsPinned(t *testing.T) {
 		t.Fatalf("redelivery: %+v %v, want pinned with a commit", res, err)
 	}
 }
+
+// TestReleaseRetriedAfterFailedCommit: the claim lands in the ledger but the
+// commit does not reach git; the redelivered webhook must commit it, not
+// find its own claim and answer unchanged.
+func TestReleaseRetriedAfterFailedCommit(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	gitDir := filepath.Join(dir, "gitops.git")
+	if _, err := demo.Seed(gitDir, "main"); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`git: {repo: %s}
+images: [{name: server, repository: %s, source: acme/backend}]
+environments: [{name: prod, path: k8s/namespaces/backend/overlays/prod, release: {}}]
+`, gitDir, repo)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := bolt.Open(filepath.Join(dir, "l.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	r, err := local.Open(gitDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := engine.New(engine.Options{Config: cfg, Ledger: l, Repo: &failMoveOnce{Repo: r}})
+	ctx := context.Background()
+	if _, err := eng.Push(ctx, msg("p", 7, "v1.2.3")); err != nil {
+		t.Fatal(err)
+	}
+	rel := engine.Release{Delivery: "d1", Action: "published", Repository: "acme/backend", Tag: "v1.2.3"}
+	if _, err := eng.Release(ctx, rel); !errors.Is(err, engine.ErrTransient) {
+		t.Fatalf("first attempt: %v, want transient", err)
+	}
+	res, err := eng.Release(ctx, rel)
+	if err != nil || res.Outcome != engine.Pinned {
+		t.Fatalf("redelivery: %+v %v, want pinned", res, err)
+	}
+	if y := string(gittest.File(t, gitDir, "main", "k8s/namespaces/backend/overlays/prod/kustomization.yaml")); !strings.Contains(y, msg("", 7, "").Digest) {
+		t.Fatalf("prod not pinned:\n%s", y)
+	}
+}

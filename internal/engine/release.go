@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -116,18 +117,25 @@ func (e *Engine) release(ctx context.Context, rel Release, res Result) (Result, 
 // promote applies one release promotion to env (SPEC §4.2): resolve the tag's
 // digest (unless the GAR push of imageTag just gave it), apply the rules, and
 // commit. It returns the outcome and, when it did not pin, why.
+//
+// A promotion that must wait is stored first and the condition checked again
+// afterwards, so that a GAR push (or dev pin) handled in between — which
+// looks for stored promotions — cannot slip past it unseen.
 func (e *Engine) promote(ctx context.Context, env *config.Environment, img *config.Image, p ledger.Promotion, digest, imageTag string) (EnvResult, string, error) {
 	r := EnvResult{Env: env.Name}
 	if digest == "" {
 		d, t, err := e.resolve(ctx, img, p.Tag)
-		switch {
-		case errors.Is(err, gar.ErrTagNotFound):
+		if errors.Is(err, gar.ErrTagNotFound) {
+			p.State = ledger.PromotionPending
 			if err := e.ledger.PutPromotion(ctx, p); err != nil {
 				return r, "", fmt.Errorf("%w: store pending promotion %s/%s %s: %w", ErrTransient, env.Name, img.Name, p.Tag, err)
 			}
-			r.Outcome = Pending
-			return r, img.Name + ":" + p.Tag + " is not in Artifact Registry yet: the promotion waits for its push", nil
-		case err != nil:
+			if d, t, err = e.resolveLedger(ctx, img, p.Tag); errors.Is(err, gar.ErrTagNotFound) {
+				r.Outcome = Pending
+				return r, img.Name + ":" + p.Tag + " is not in Artifact Registry yet: the promotion waits for its push", nil
+			}
+		}
+		if err != nil {
 			// Keep the promotion: GitHub does not redeliver, so the GAR
 			// push of the tag (or a later retry) must be able to complete it.
 			if perr := e.ledger.PutPromotion(ctx, p); perr != nil {
@@ -138,12 +146,19 @@ func (e *Engine) promote(ctx context.Context, env *config.Environment, img *conf
 		digest, imageTag = d, t
 	}
 	r.Digest = digest
-	if req := env.Release.Require; req != "" {
-		soaked, err := e.ledger.History(ctx, ledger.HistoryQuery{Env: req, Image: img.Name, Digest: digest, Limit: 1})
-		if err != nil {
-			return r, "", fmt.Errorf("%w: read %s history: %w", ErrTransient, req, err)
+	if older, why, err := e.olderThanPinned(ctx, env, img, p.Tag); err != nil || older {
+		if older {
+			r.Outcome = Ignored
+			why = e.drop(ctx, p, why)
 		}
-		if len(soaked) == 0 {
+		return r, why, err
+	}
+	if req := env.Release.Require; req != "" {
+		soaked, err := e.soaked(ctx, req, img, digest)
+		if err != nil {
+			return r, "", err
+		}
+		if !soaked {
 			// Blocked, not lost: when req pins this digest, the promotion
 			// is tried again (retryBlocked).
 			p.State = ledger.PromotionBlocked
@@ -151,27 +166,34 @@ func (e *Engine) promote(ctx context.Context, env *config.Environment, img *conf
 			if err := e.ledger.PutPromotion(ctx, p); err != nil {
 				return r, "", fmt.Errorf("%w: record blocked promotion: %w", ErrTransient, err)
 			}
-			r.Outcome = Blocked
-			return r, p.Reason, nil
+			if soaked, err = e.soaked(ctx, req, img, digest); err != nil || !soaked {
+				r.Outcome = Blocked
+				return r, p.Reason, err
+			}
 		}
 	}
 	// Claim by compare-and-swap on the pin: the key is derived from the pin
 	// read, so of two releases racing from the same pin only one claim
 	// applies; the other re-reads and re-checks the version. Versions, not
-	// publication times, order a release environment.
-	for attempt := 1; ; attempt++ {
+	// publication times, order a release environment. Every lost claim is
+	// another release's win, so this ends; the request's deadline bounds it.
+	for {
 		cur, had, err := e.ledger.Pin(ctx, env.Name, img.Name)
 		if err != nil {
 			return r, "", fmt.Errorf("%w: read pin %s/%s: %w", ErrTransient, env.Name, img.Name, err)
 		}
 		if had && IsSemver(cur.Tag) {
-			switch c := semver.Compare(canonical(p.Tag), canonical(cur.Tag)); {
-			case c < 0:
+			c := semver.Compare(canonical(p.Tag), canonical(cur.Tag))
+			if c < 0 {
 				r.Outcome = Ignored
 				return r, e.drop(ctx, p, fmt.Sprintf("%s is older than %s pinned in %s: only a manual deploy goes back", p.Tag, cur.Tag, env.Name)), nil
-			case c == 0 && cur.Digest == digest:
-				r.Outcome, r.Commit = Unchanged, cur.Commit
-				return r, e.drop(ctx, p, ""), nil
+			}
+			if c == 0 && cur.Digest == digest {
+				if cur.Commit != "" {
+					r.Outcome, r.Commit = Unchanged, cur.Commit
+					return r, e.drop(ctx, p, ""), nil
+				}
+				break // claimed by an earlier attempt that did not reach git: commit it now
 			}
 		}
 		key := ledger.Key{Time: time.Unix(0, 0).UTC(), ID: "release"}
@@ -187,32 +209,57 @@ func (e *Engine) promote(ctx context.Context, env *config.Environment, img *conf
 		if applied {
 			break
 		}
-		if attempt == 5 {
-			return r, "", fmt.Errorf("%w: claim pin %s/%s: other releases kept winning", ErrTransient, env.Name, img.Name)
+		if err := ctx.Err(); err != nil {
+			return r, "", fmt.Errorf("%w: claim pin %s/%s: %w", ErrTransient, env.Name, img.Name, err)
 		}
 	}
+	mine := func(pin ledger.Pin) bool { return pin.Digest == digest && slices.Contains(tagVariants(p.Tag), pin.Tag) }
 	describe := func(pin ledger.Pin) (string, string) {
-		// Name the release actually committed: a higher one racing this
-		// promotion may have become the desired pin in the meantime.
-		url := p.URL
-		if pin.Tag != imageTag {
-			url = strings.TrimSuffix(url, p.Tag) + pin.Tag
+		if !mine(pin) {
+			// A higher release became the desired pin meanwhile: name it
+			// by what the ledger knows, without guessing its page.
+			return fmt.Sprintf("release(%s): %s %s", pin.Env, pin.Image, pin.Tag), "Digest: " + pin.Digest
 		}
 		text := "Digest: " + pin.Digest
-		if url != "" {
-			text = "Release: " + url + "\n" + text
+		if p.URL != "" {
+			text = "Release: " + p.URL + "\n" + text
 		}
-		return fmt.Sprintf("release(%s): %s %s", pin.Env, pin.Image, pin.Tag), text
+		return fmt.Sprintf("release(%s): %s %s", pin.Env, pin.Image, p.Tag), text
 	}
 	commit, changed, err := e.reconcile(ctx, env.Branch, gitops.KindRelease, []target{{env, img}}, describe)
 	if err != nil {
 		return r, "", fmt.Errorf("promote %s %s to %s: %w", img.Name, p.Tag, env.Name, err)
 	}
 	r.Commit, r.Outcome = commit, Unchanged
-	if len(changed) > 0 {
+	switch {
+	case len(changed) > 0 && mine(changed[0]):
 		r.Outcome = Pinned
+	case len(changed) > 0:
+		r.Outcome, r.Digest = Superseded, changed[0].Digest
 	}
 	return r, e.drop(ctx, p, ""), nil
+}
+
+// olderThanPinned reports whether tag is a lower version than the one env
+// pins for img, and says so.
+func (e *Engine) olderThanPinned(ctx context.Context, env *config.Environment, img *config.Image, tag string) (bool, string, error) {
+	cur, had, err := e.ledger.Pin(ctx, env.Name, img.Name)
+	if err != nil {
+		return false, "", fmt.Errorf("%w: read pin %s/%s: %w", ErrTransient, env.Name, img.Name, err)
+	}
+	if had && IsSemver(cur.Tag) && semver.Compare(canonical(tag), canonical(cur.Tag)) < 0 {
+		return true, fmt.Sprintf("%s is older than %s pinned in %s: only a manual deploy goes back", tag, cur.Tag, env.Name), nil
+	}
+	return false, "", nil
+}
+
+// soaked reports whether env pinned digest of img before (release.require).
+func (e *Engine) soaked(ctx context.Context, env string, img *config.Image, digest string) (bool, error) {
+	h, err := e.ledger.History(ctx, ledger.HistoryQuery{Env: env, Image: img.Name, Digest: digest, Limit: 1})
+	if err != nil {
+		return false, fmt.Errorf("%w: read %s history: %w", ErrTransient, env, err)
+	}
+	return len(h) > 0, nil
 }
 
 // drop removes a promotion that is settled and passes why through. A failure
@@ -230,6 +277,24 @@ func (e *Engine) drop(ctx context.Context, p ledger.Promotion, why string) strin
 // v1.2.3 also matches an image tag 1.2.3 and the other way round; the
 // overlay's newTag is the image tag, so it exists in the registry.
 func (e *Engine) resolve(ctx context.Context, img *config.Image, tag string) (digest, imageTag string, err error) {
+	digest, imageTag, err = e.resolveLedger(ctx, img, tag)
+	if !errors.Is(err, gar.ErrTagNotFound) || e.registry == nil {
+		return digest, imageTag, err
+	}
+	for _, t := range tagVariants(tag) {
+		d, err := e.registry.TagDigest(ctx, img.Repository, t)
+		if err == nil {
+			return d, t, nil
+		}
+		if !errors.Is(err, gar.ErrTagNotFound) {
+			return "", "", err
+		}
+	}
+	return "", "", gar.ErrTagNotFound
+}
+
+// resolveLedger is resolve without Artifact Registry: what GAR pushes told us.
+func (e *Engine) resolveLedger(ctx context.Context, img *config.Image, tag string) (digest, imageTag string, err error) {
 	for _, t := range tagVariants(tag) {
 		d, ok, err := e.ledger.TagDigest(ctx, img.Name, t)
 		if err != nil {
@@ -239,21 +304,7 @@ func (e *Engine) resolve(ctx context.Context, img *config.Image, tag string) (di
 			return d, t, nil
 		}
 	}
-	if e.registry == nil {
-		return "", "", gar.ErrTagNotFound
-	}
-	var last error
-	for _, t := range tagVariants(tag) {
-		d, err := e.registry.TagDigest(ctx, img.Repository, t)
-		if err == nil {
-			return d, t, nil
-		}
-		if !errors.Is(err, gar.ErrTagNotFound) {
-			return "", "", err
-		}
-		last = err
-	}
-	return "", "", last
+	return "", "", gar.ErrTagNotFound
 }
 
 // completePromotions finishes the pending promotions waiting for tag of img,

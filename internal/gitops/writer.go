@@ -33,11 +33,7 @@ type Change struct {
 type Result struct {
 	Commit   string // the branch tip after the call: the new commit, or the tip read when nothing changed
 	Changed  bool   // a commit was written and the branch moved
-	Amended  bool   // the commit replaced the bot's rolling commit at the tip
 	Attempts int    // reads of the branch, 1 when there was no contention
-	// Carried are the pins the new commit carries (its Pinroll-Pin
-	// trailers): with an amend, those of the replaced commit too.
-	Carried []Pin
 }
 
 // Writer commits changes to a branch by compare-and-swap (SPEC §6.2).
@@ -79,14 +75,14 @@ func (w *Writer) Apply(ctx context.Context, branch string, paths []string, edit 
 			res.Commit = snap.Commit.SHA
 			return res, nil
 		}
-		c, carried, amend := w.plan(snap.Commit, ch)
+		c := w.plan(snap.Commit, ch)
 		sha, err := w.Repo.WriteCommit(ctx, c)
 		if err != nil {
 			return res, fmt.Errorf("write commit on %s: %w", branch, err)
 		}
 		err = w.Repo.MoveBranch(ctx, branch, snap.Commit.SHA, sha)
 		if err == nil {
-			res.Commit, res.Changed, res.Amended, res.Carried = sha, true, amend, carried
+			res.Commit, res.Changed = sha, true
 			return res, nil
 		}
 		if !errors.Is(err, ErrConflict) {
@@ -100,18 +96,15 @@ func (w *Writer) Apply(ctx context.Context, branch string, paths []string, edit 
 }
 
 // plan builds the commit for ch on top of tip: an amend of the bot's rolling
-// commit (same parent, its pins kept) or an ordinary child of tip. It also
-// returns the pins the commit carries and whether it amends.
-func (w *Writer) plan(tip Commit, ch Change) (NewCommit, []Pin, bool) {
+// commit (same parent, its pins kept) or an ordinary child of tip.
+func (w *Writer) plan(tip Commit, ch Change) NewCommit {
 	now := w.now()
 	msg := Message{Kind: ch.Kind, Subject: ch.Subject, Text: ch.Text, Pins: ch.Pins}
 	parents := []string{tip.SHA}
-	amend := false
 	if ch.Kind == KindRolling && w.isRolling(tip) {
 		prev := ParseMessage(tip.Message)
 		msg.Pins = append(append([]Pin(nil), ch.Pins...), prev.Pins...)
 		parents = tip.Parents
-		amend = true
 	}
 	if msg.Subject == "" && len(msg.Pins) > 0 {
 		p := msg.Pins[0]
@@ -126,7 +119,7 @@ func (w *Writer) plan(tip Commit, ch Change) (NewCommit, []Pin, bool) {
 		Message:   msg.String(),
 		Author:    sig,
 		Committer: sig,
-	}, msg.Carried(), amend
+	}
 }
 
 // isRolling reports whether c is the bot's rolling commit, which may be amended.

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
@@ -479,10 +480,16 @@ func (r *Repo) tree(h plumbing.Hash) (*object.Tree, error) {
 // loose objects written since are found (they are looked up by path), but a
 // pack written since (by git receive-pack, git gc or git repack) is not, and a
 // pack deleted since (by git gc) fails the lookup. So on any failure the index
-// is dropped and the lookup tried once more.
+// is dropped and the lookup tried again, a few times over ~140 ms, which
+// covers a concurrent repack swapping packs.
 func (r *Repo) object(t plumbing.ObjectType, h plumbing.Hash) (plumbing.EncodedObject, error) {
 	o, err := r.st.EncodedObject(t, h)
-	if err != nil {
+	// A repack running now may remove the pack just listed before its
+	// replacement is in place: look again a few times, as git does.
+	for i := 0; err != nil && i < 4; i++ {
+		if i > 0 {
+			time.Sleep(time.Duration(i*i) * 10 * time.Millisecond)
+		}
 		r.st.Reindex()
 		o, err = r.st.EncodedObject(t, h)
 	}
@@ -500,11 +507,20 @@ func (r *Repo) put(o plumbing.EncodedObject) (plumbing.Hash, error) {
 	if r.st.HasEncodedObject(o.Hash()) == nil {
 		return o.Hash(), nil
 	}
-	h, err := r.st.SetEncodedObject(o)
-	if err != nil {
-		return plumbing.ZeroHash, fmt.Errorf("write %s %s: %w", o.Type(), o.Hash(), err)
+	// git prune-packed (run by git gc and git repack -d) removes empty
+	// objects/xx directories; one may go between go-git creating it and
+	// renaming the object into it. Git retries such a write; so do we.
+	var err error
+	for range 3 {
+		var h plumbing.Hash
+		if h, err = r.st.SetEncodedObject(o); err == nil {
+			return h, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
 	}
-	return h, nil
+	return plumbing.ZeroHash, fmt.Errorf("write %s %s: %w", o.Type(), o.Hash(), err)
 }
 
 // parseHash parses a full hexadecimal object name.

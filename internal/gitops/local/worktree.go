@@ -2,16 +2,14 @@ package local
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
-	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
@@ -27,9 +25,9 @@ const stageNormal index.Stage = 0
 // pathChange is one path that differs between two commits' trees; a zero
 // hash means the path is absent on that side.
 type pathChange struct {
-	path     string
-	from, to plumbing.Hash
-	mode     filemode.FileMode // of the to side
+	path             string
+	from, to         plumbing.Hash
+	fromMode, toMode filemode.FileMode
 }
 
 // syncWorkTree brings the index and work tree of a non-bare repository up to
@@ -39,10 +37,13 @@ type pathChange struct {
 // there would silently revert the move.
 //
 // It changes nothing unless every changed path is, in the index and on disk,
-// exactly as it was at from — nobody has local changes there — and it holds
-// git's index.lock while it works, as git does. It is best effort: the branch
-// has moved either way, and an error here leaves the work tree as it was
-// (`git status` then shows the difference, as after any push).
+// exactly as it was at from (content and mode) — nobody has local changes
+// there — and it holds git's index.lock while it works, as git does. It only
+// rewrites a version 2 index (git's default) with no assume-unchanged entries,
+// whose flag go-git would not keep. It is best effort: the branch has moved
+// either way. When it declines, the work tree and index are as they were and
+// `git status` shows the difference, as after any push; should writing a file
+// fail part way, the files written so far are new and the index is not.
 func (r *Repo) syncWorkTree(branch string, from, to plumbing.Hash) error {
 	if r.workTree == "" {
 		return nil
@@ -66,14 +67,14 @@ func (r *Repo) syncWorkTree(branch string, from, to plumbing.Hash) error {
 
 	idx := &index.Index{Version: 2}
 	if b, err := os.ReadFile(filepath.Join(r.gitDir, "index")); err == nil {
+		if err := rewritable(b); err != nil {
+			return err
+		}
 		if err := index.NewDecoder(bytes.NewReader(b)).Decode(idx); err != nil {
 			return fmt.Errorf("read index: %w", err)
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("read index: %w", err)
-	}
-	if err := index.NewEncoder(io.Discard).Encode(idx); err != nil {
-		return fmt.Errorf("index cannot be rewritten: %w", err) // e.g. a version go-git does not write
 	}
 	r.mu.Lock()
 	changes, blobs, err := r.treeChanges(from, to)
@@ -92,7 +93,10 @@ func (r *Repo) syncWorkTree(branch string, from, to plumbing.Hash) error {
 		}
 	}
 	idx.Cache = nil // the cached tree extension no longer matches; git rebuilds it
-	sort.Slice(idx.Entries, func(i, j int) bool { return idx.Entries[i].Name < idx.Entries[j].Name })
+	sort.SliceStable(idx.Entries, func(i, j int) bool {
+		a, b := idx.Entries[i], idx.Entries[j]
+		return a.Name < b.Name || (a.Name == b.Name && a.Stage < b.Stage)
+	})
 	if err := index.NewEncoder(lock).Encode(idx); err != nil {
 		return fmt.Errorf("write index: %w", err)
 	}
@@ -126,13 +130,13 @@ func (r *Repo) treeChanges(from, to plumbing.Hash) ([]pathChange, map[plumbing.H
 	blobs := map[plumbing.Hash][]byte{}
 	var out []pathChange
 	for _, d := range diff {
-		c := pathChange{from: d.From.TreeEntry.Hash, to: d.To.TreeEntry.Hash, mode: d.To.TreeEntry.Mode}
+		c := pathChange{from: d.From.TreeEntry.Hash, to: d.To.TreeEntry.Hash, fromMode: d.From.TreeEntry.Mode, toMode: d.To.TreeEntry.Mode}
 		c.path = d.To.Name
 		if c.path == "" {
 			c.path = d.From.Name
 		}
 		if !c.to.IsZero() {
-			if c.mode != filemode.Regular && c.mode != filemode.Executable {
+			if c.toMode != filemode.Regular && c.toMode != filemode.Executable {
 				return nil, nil, fmt.Errorf("%s: only regular files are synced", c.path)
 			}
 			b, err := r.blob(c.to)
@@ -147,17 +151,57 @@ func (r *Repo) treeChanges(from, to plumbing.Hash) ([]pathChange, map[plumbing.H
 }
 
 // unchangedSince reports whether path is, in the index and on disk, as it was
-// at the from side of c.
+// at the from side of c: same content, same mode.
 func (r *Repo) unchangedSince(idx *index.Index, c pathChange) bool {
 	e, _ := idx.Entry(c.path)
-	if c.from.IsZero() != (e == nil) || (e != nil && (e.Hash != c.from || e.Stage != stageNormal)) {
+	if c.from.IsZero() != (e == nil) || (e != nil && (e.Hash != c.from || e.Mode != c.fromMode || e.Stage != stageNormal)) {
 		return false
 	}
-	b, err := os.ReadFile(filepath.Join(r.workTree, filepath.FromSlash(c.path)))
+	full := filepath.Join(r.workTree, filepath.FromSlash(c.path))
+	fi, err := os.Lstat(full)
 	if c.from.IsZero() {
 		return errors.Is(err, fs.ErrNotExist)
 	}
+	if err != nil || !fi.Mode().IsRegular() || (fi.Mode().Perm()&0o100 != 0) != (c.fromMode == filemode.Executable) {
+		return false
+	}
+	b, err := os.ReadFile(full)
 	return err == nil && plumbing.ComputeHash(plumbing.BlobObject, b) == c.from
+}
+
+// rewritable says why an index file cannot be rewritten by syncWorkTree, if
+// it cannot: anything but version 2, or an entry flagged assume-unchanged
+// (git update-index --assume-unchanged), a flag go-git's encoder drops.
+func rewritable(b []byte) error {
+	if len(b) < 12 || string(b[:4]) != "DIRC" {
+		return errors.New("index: not a git index")
+	}
+	if v := binary.BigEndian.Uint32(b[4:8]); v != 2 {
+		return fmt.Errorf("index version %d: only version 2 is rewritten", v)
+	}
+	n := binary.BigEndian.Uint32(b[8:12])
+	off := 12
+	for range n {
+		// ctime, mtime, dev, ino, mode, uid, gid, size (40 bytes), the
+		// object name (20), then 16 bits of flags and the NUL-padded path.
+		if off+62 > len(b) {
+			return errors.New("index: truncated")
+		}
+		flags := binary.BigEndian.Uint16(b[off+60 : off+62])
+		if flags&0x8000 != 0 {
+			return errors.New("index has assume-unchanged entries: work tree left alone")
+		}
+		name := int(flags & 0xfff)
+		if name == 0xfff {
+			end := bytes.IndexByte(b[off+62:], 0)
+			if end < 0 {
+				return errors.New("index: truncated")
+			}
+			name = end
+		}
+		off += (62 + name + 8) &^ 7
+	}
+	return nil
 }
 
 // applyChange writes the to side of c to the work tree and the index.
@@ -171,7 +215,7 @@ func (r *Repo) applyChange(idx *index.Index, c pathChange, content []byte) error
 		return nil
 	}
 	perm := os.FileMode(0o644)
-	if c.mode == filemode.Executable {
+	if c.toMode == filemode.Executable {
 		perm = 0o755
 	}
 	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
@@ -193,11 +237,10 @@ func (r *Repo) applyChange(idx *index.Index, c pathChange, content []byte) error
 	if err != nil {
 		e = idx.Add(c.path)
 	}
-	e.Hash, e.Mode, e.Size = c.to, c.mode, uint32(fi.Size())
+	// Stat data beyond size and times is git's to refresh: it re-reads a
+	// file whose cached stat does not match, and finds the content equal.
+	e.Hash, e.Mode, e.Size = c.to, c.toMode, uint32(fi.Size())
 	e.ModifiedAt, e.CreatedAt = fi.ModTime(), fi.ModTime()
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		e.Dev, e.Inode, e.UID, e.GID = uint32(st.Dev), uint32(st.Ino), st.Uid, st.Gid
-		e.CreatedAt = time.Unix(int64(st.Ctim.Sec), int64(st.Ctim.Nsec))
-	}
+	e.Dev, e.Inode, e.UID, e.GID = 0, 0, 0, 0
 	return nil
 }

@@ -125,3 +125,37 @@ func TestNonBareOtherBranchCheckedOut(t *testing.T) {
 		t.Fatalf("git status:\n%s", st)
 	}
 }
+
+// TestNonBareFlagsAndModesAreRespected: an entry marked assume-unchanged
+// anywhere in the index, or a staged mode change on the pinned file, makes
+// the sync stand back rather than lose it.
+func TestNonBareFlagsAndModesAreRespected(t *testing.T) {
+	t.Parallel()
+	cases := map[string]func(t *testing.T, dir string){
+		"assume-unchanged elsewhere": func(t *testing.T, dir string) {
+			runGit(t, dir, "update-index", "--assume-unchanged", "local.env")
+		},
+		"staged chmod": func(t *testing.T, dir string) {
+			runGit(t, dir, "update-index", "--chmod=+x", "overlay/kustomization.yaml")
+		},
+	}
+	for name, prepare := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			dir := nonBare(t, map[string]string{"overlay/kustomization.yaml": "old\n", "local.env": "x=1\n"})
+			prepare(t, dir)
+			before := runGit(t, dir, "ls-files", "-s", "-v")
+			r, err := Open(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pin(t, r, "overlay/kustomization.yaml", "new\n")
+			if after := runGit(t, dir, "ls-files", "-s", "-v"); after != before {
+				t.Fatalf("index changed:\n%s\nwas:\n%s", after, before)
+			}
+			if got := runGit(t, dir, "show", "main:overlay/kustomization.yaml"); got != "new\n" {
+				t.Fatalf("branch = %q", got)
+			}
+		})
+	}
+}

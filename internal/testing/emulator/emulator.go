@@ -1,3 +1,5 @@
+//go:build unix
+
 // Package emulator gives tests a running Google Cloud emulator: the Firestore
 // emulator (gcloud emulators firestore) and the Pub/Sub emulator (gcloud beta
 // emulators pubsub), each on a free loopback port.
