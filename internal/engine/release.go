@@ -176,8 +176,9 @@ func (e *Engine) promote(ctx context.Context, env *config.Environment, img *conf
 	// read, so of two releases racing from the same pin only one claim
 	// applies; the other re-reads and re-checks the version. Versions, not
 	// publication times, order a release environment. Every lost claim is
-	// another release's win, so this ends; the request's deadline bounds it.
-	for {
+	// another release's win, so this ends; a bound and the request's
+	// deadline make sure of it.
+	for attempt := 1; ; attempt++ {
 		cur, had, err := e.ledger.Pin(ctx, env.Name, img.Name)
 		if err != nil {
 			return r, "", fmt.Errorf("%w: read pin %s/%s: %w", ErrTransient, env.Name, img.Name, err)
@@ -212,6 +213,9 @@ func (e *Engine) promote(ctx context.Context, env *config.Environment, img *conf
 		if err := ctx.Err(); err != nil {
 			return r, "", fmt.Errorf("%w: claim pin %s/%s: %w", ErrTransient, env.Name, img.Name, err)
 		}
+		if attempt == maxClaimAttempts {
+			return r, "", fmt.Errorf("%w: claim pin %s/%s: %d other releases won meanwhile", ErrTransient, env.Name, img.Name, attempt)
+		}
 	}
 	mine := func(pin ledger.Pin) bool { return pin.Digest == digest && slices.Contains(tagVariants(p.Tag), pin.Tag) }
 	describe := func(pin ledger.Pin) (string, string) {
@@ -239,6 +243,10 @@ func (e *Engine) promote(ctx context.Context, env *config.Environment, img *conf
 	}
 	return r, e.drop(ctx, p, ""), nil
 }
+
+// maxClaimAttempts bounds the release claim loop: each lost attempt is a
+// release published at the same moment, so reaching it takes that many.
+const maxClaimAttempts = 100
 
 // olderThanPinned reports whether tag is a lower version than the one env
 // pins for img, and says so.
