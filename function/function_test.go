@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +21,6 @@ import (
 
 	"github.com/pinroll/pinroll/internal/app"
 	"github.com/pinroll/pinroll/internal/config"
-	"github.com/pinroll/pinroll/internal/demo"
 	"github.com/pinroll/pinroll/internal/engine"
 	"github.com/pinroll/pinroll/internal/gar"
 	"github.com/pinroll/pinroll/internal/logging"
@@ -45,28 +43,11 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	dir := t.TempDir()
-	repo := filepath.Join(dir, "gitops.git")
-	if _, err := demo.Seed(repo, "main"); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Parse([]byte(fmt.Sprintf(`git:
-  repo: %s
-  branch: main
-  author: {name: pinroll, email: pinroll@example.com}
-ledger: bolt://%s
-images:
-  - name: server
-    repository: %s
-    source: example/backend
-environments:
-  - name: dev
-    path: k8s/namespaces/backend/overlays/dev
-    track: latest
-  - name: prod
-    path: k8s/namespaces/backend/overlays/prod
-    release: {}
-`, repo, filepath.Join(dir, "ledger.db"), serverRepo)))
+	repo, yaml := gittest.SeedDemo(t)
+	// The demo config, with releases of example/backend promoting to prod.
+	yaml = strings.Replace(yaml, "    repository: "+serverRepo+"\n", "    repository: "+serverRepo+"\n    source: example/backend\n", 1)
+	yaml += "  - name: prod\n    path: k8s/namespaces/backend/overlays/prod\n    release: {}\n"
+	cfg, err := config.Parse([]byte(yaml))
 	if err != nil {
 		t.Fatal(err)
 	}

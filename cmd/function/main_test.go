@@ -17,7 +17,6 @@ import (
 
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
-	"github.com/pinroll/pinroll/internal/demo"
 	"github.com/pinroll/pinroll/internal/gar"
 	"github.com/pinroll/pinroll/internal/testing/gittest"
 	"github.com/pinroll/pinroll/internal/testing/testlog"
@@ -36,25 +35,9 @@ func TestContainerServesOnImagePushed(t *testing.T) {
 		t.Skip("builds and runs the function binary")
 	}
 	t.Parallel()
-	dir := t.TempDir()
-	repo := filepath.Join(dir, "gitops.git")
-	if _, err := demo.Seed(repo, "main"); err != nil {
-		t.Fatal(err)
-	}
-	cfg := filepath.Join(dir, "pinroll.yaml")
-	writeFile(t, cfg, fmt.Sprintf(`git:
-  repo: %s
-  branch: main
-  author: {name: pinroll, email: pinroll@example.com}
-ledger: bolt://%s
-images:
-  - name: server
-    repository: %s
-environments:
-  - name: dev
-    path: k8s/namespaces/backend/overlays/dev
-    track: latest
-`, repo, filepath.Join(dir, "ledger.db"), serverRepo))
+	repo, config := gittest.SeedDemo(t)
+	cfg := filepath.Join(t.TempDir(), "pinroll.yaml")
+	writeFile(t, cfg, config)
 
 	base, logs := start(t, buildFunction(t), "FUNCTION_TARGET=OnImagePushed", "PINROLL_CONFIG="+cfg)
 

@@ -43,7 +43,15 @@ type fixture struct {
 	gitDir string
 }
 
-func newFixture(t testing.TB, wrap func(ledger.Ledger) ledger.Ledger) *fixture {
+// with changes the fixture: its config, or the ledger and repository the
+// engine sees (to inject faults). Nil fields keep the defaults.
+type with struct {
+	config func(gitDir string) *config.Config
+	ledger func(ledger.Ledger) ledger.Ledger
+	repo   func(gitops.Repo) gitops.Repo
+}
+
+func newFixture(t testing.TB, w with) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	gitDir := filepath.Join(dir, "gitops.git")
@@ -59,11 +67,17 @@ func newFixture(t testing.TB, wrap func(ledger.Ledger) ledger.Ledger) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var led ledger.Ledger = l
-	if wrap != nil {
-		led = wrap(l)
+	o := engine.Options{Config: testConfig(t, gitDir), Ledger: l, Repo: r}
+	if w.config != nil {
+		o.Config = w.config(gitDir)
 	}
-	return &fixture{eng: engine.New(engine.Options{Config: testConfig(t, gitDir), Ledger: led, Repo: r}), ledger: l, gitDir: gitDir}
+	if w.ledger != nil {
+		o.Ledger = w.ledger(l)
+	}
+	if w.repo != nil {
+		o.Repo = w.repo(r)
+	}
+	return &fixture{eng: engine.New(o), ledger: l, gitDir: gitDir}
 }
 
 func msg(id string, n int, tag string) gar.Message {
@@ -87,7 +101,7 @@ func (c *crashAfterGit) CommitPin(ctx context.Context, p ledger.Pin, commit stri
 
 func TestCrashBetweenGitAndLedger(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, func(l ledger.Ledger) ledger.Ledger { return &crashAfterGit{Ledger: l} })
+	f := newFixture(t, with{ledger: func(l ledger.Ledger) ledger.Ledger { return &crashAfterGit{Ledger: l} }})
 	ctx := context.Background()
 	m := msg("m1", 1, "latest")
 	if _, err := f.eng.Push(ctx, m); !errors.Is(err, engine.ErrTransient) {
@@ -122,7 +136,7 @@ func TestCrashBetweenGitAndLedger(t *testing.T) {
 
 func TestAppendModeMakesOneCommitPerPin(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, nil)
+	f := newFixture(t, with{})
 	ctx := context.Background()
 	for i := 1; i <= 3; i++ {
 		if res, err := f.eng.Push(ctx, msg(fmt.Sprint("e", i), i, "edge")); err != nil || res.Outcome != engine.Pinned {
@@ -149,7 +163,7 @@ func TestAppendModeMakesOneCommitPerPin(t *testing.T) {
 
 func TestHeldEnvironmentDoesNotMove(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, nil)
+	f := newFixture(t, with{})
 	ctx := context.Background()
 	if err := f.ledger.SetHold(ctx, "dev", "server", true); err != nil {
 		t.Fatal(err)
@@ -168,28 +182,16 @@ func TestHeldEnvironmentDoesNotMove(t *testing.T) {
 
 func TestBrokenOverlayIsNotAcknowledged(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	gitDir := filepath.Join(dir, "gitops.git")
-	if _, err := demo.Seed(gitDir, "main"); err != nil {
-		t.Fatal(err)
-	}
-	cfg := testConfig(t, gitDir)
-	cfg.Environments[0].Path = "k8s/namespaces/backend/overlays/missing"
-	l, err := bolt.Open(filepath.Join(dir, "l.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	r, err := local.Open(gitDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng := engine.New(engine.Options{Config: cfg, Ledger: l, Repo: r})
-	_, err = eng.Push(context.Background(), msg("b", 1, "latest"))
+	f := newFixture(t, with{config: func(gitDir string) *config.Config {
+		c := testConfig(t, gitDir)
+		c.Environments[0].Path = "k8s/namespaces/backend/overlays/missing"
+		return c
+	}})
+	_, err := f.eng.Push(context.Background(), msg("b", 1, "latest"))
 	if err == nil || errors.Is(err, engine.ErrTransient) || !strings.Contains(err.Error(), "overlays/missing/kustomization.yaml not found") {
 		t.Fatalf("err = %v, want a clear, non-transient error naming the file", err)
 	}
-	if _, ok, _ := l.Delivery(context.Background(), "gar/b"); ok {
+	if _, ok, _ := f.ledger.Delivery(context.Background(), "gar/b"); ok {
 		t.Fatal("a message that could not be applied was marked handled")
 	}
 }
@@ -198,7 +200,7 @@ func TestBrokenOverlayIsNotAcknowledged(t *testing.T) {
 // bbolt ledger: dedupe, record, claim, read, edit, amend, compare-and-swap,
 // commit record.
 func BenchmarkPinLocal(b *testing.B) {
-	f := newFixture(b, nil)
+	f := newFixture(b, with{})
 	ctx := context.Background()
 	b.ReportAllocs()
 	i := 0
@@ -225,49 +227,35 @@ func (f *failMoveOnce) MoveBranch(ctx context.Context, branch, from, to string) 
 
 func TestRetriedDeliveryReportsPinned(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, nil)
-	r, err := local.Open(f.gitDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng := engine.New(engine.Options{Config: testConfig(t, f.gitDir), Ledger: f.ledger, Repo: &failMoveOnce{Repo: r}})
+	f := newFixture(t, with{repo: failOnce})
 	m := msg("m", 1, "latest")
-	if _, err := eng.Push(context.Background(), m); !errors.Is(err, engine.ErrTransient) {
+	if _, err := f.eng.Push(context.Background(), m); !errors.Is(err, engine.ErrTransient) {
 		t.Fatalf("first attempt: %v, want transient", err)
 	}
-	res, err := eng.Push(context.Background(), m)
+	res, err := f.eng.Push(context.Background(), m)
 	if err != nil || res.Outcome != engine.Pinned || res.Commit() == "" {
 		t.Fatalf("redelivery: %+v %v, want pinned with a commit", res, err)
 	}
 }
+
+func failOnce(r gitops.Repo) gitops.Repo { return &failMoveOnce{Repo: r} }
 
 // TestReleaseRetriedAfterFailedCommit: the claim lands in the ledger but the
 // commit does not reach git; the redelivered webhook must commit it, not
 // find its own claim and answer unchanged.
 func TestReleaseRetriedAfterFailedCommit(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	gitDir := filepath.Join(dir, "gitops.git")
-	if _, err := demo.Seed(gitDir, "main"); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Parse([]byte(fmt.Sprintf(`git: {repo: %s}
+	f := newFixture(t, with{repo: failOnce, config: func(gitDir string) *config.Config {
+		cfg, err := config.Parse([]byte(fmt.Sprintf(`git: {repo: %s}
 images: [{name: server, repository: %s, source: acme/backend}]
 environments: [{name: prod, path: k8s/namespaces/backend/overlays/prod, release: {}}]
 `, gitDir, repo)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := bolt.Open(filepath.Join(dir, "l.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	r, err := local.Open(gitDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng := engine.New(engine.Options{Config: cfg, Ledger: l, Repo: &failMoveOnce{Repo: r}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}})
+	eng, gitDir := f.eng, f.gitDir
 	ctx := context.Background()
 	if _, err := eng.Push(ctx, msg("p", 7, "v1.2.3")); err != nil {
 		t.Fatal(err)

@@ -22,9 +22,14 @@ type ghFixture struct {
 	repo *github.Repo
 }
 
-func newGitHubFixture(t testing.TB) *ghFixture {
+// newGitHubFixture is an engine over a fake GitHub seeded with files (the
+// demo GitOps tree when nil) and a bolt ledger.
+func newGitHubFixture(t testing.TB, files map[string][]byte) *ghFixture {
 	t.Helper()
-	gh := fakegithub.New(t, "acme", "cloud-provisioning", "main", demo.Files())
+	if files == nil {
+		files = demo.Files()
+	}
+	gh := fakegithub.New(t, "acme", "cloud-provisioning", "main", files)
 	repo, err := github.New(github.Options{Repo: gh.RepoURL(), APIURL: gh.URL(), Token: gh.Token()})
 	if err != nil {
 		t.Fatal(err)
@@ -42,7 +47,7 @@ func newGitHubFixture(t testing.TB) *ghFixture {
 // pinroll's read and its ref update on each of the first three attempts.
 func TestForeignWriterOnEveryAttempt(t *testing.T) {
 	t.Parallel()
-	f := newGitHubFixture(t)
+	f := newGitHubFixture(t, nil)
 	f.gh.ForeignCommitsBeforeUpdate(3)
 	res, err := f.eng.Push(context.Background(), msg("m", 1, "latest"))
 	if err != nil || res.Outcome != engine.Pinned {
@@ -89,7 +94,7 @@ func BenchmarkRollingPinGitHubLatency100ms(b *testing.B) {
 }
 
 func benchGitHub(b *testing.B, latency time.Duration, change bool) {
-	f := newGitHubFixture(b)
+	f := newGitHubFixture(b, nil)
 	f.gh.SetRateLimit(1 << 30) // b.N grows past GitHub's 5,000 calls an hour
 	ctx := context.Background()
 	if _, err := f.eng.Push(ctx, msg("warm", 1, "latest")); err != nil {
@@ -131,17 +136,8 @@ func TestKustomizationYml(t *testing.T) {
 	const dev = "k8s/namespaces/backend/overlays/dev/"
 	files[dev+"kustomization.yml"] = files[dev+"kustomization.yaml"]
 	delete(files, dev+"kustomization.yaml")
-	gh := fakegithub.New(t, "acme", "cloud-provisioning", "main", files)
-	repo, err := github.New(github.Options{Repo: gh.RepoURL(), APIURL: gh.URL(), Token: gh.Token()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := bolt.Open(filepath.Join(t.TempDir(), "ledger.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	eng := engine.New(engine.Options{Config: testConfig(t, gh.RepoURL()), Ledger: l, Repo: repo})
+	f := newGitHubFixture(t, files)
+	gh, repo, eng := f.gh, f.repo, f.eng
 	m := msg("m", 1, "latest")
 	if res, err := eng.Push(context.Background(), m); err != nil || res.Outcome != engine.Pinned {
 		t.Fatalf("%+v %v", res, err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -15,7 +14,6 @@ import (
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 
 	"github.com/pinroll/pinroll/internal/config"
-	"github.com/pinroll/pinroll/internal/demo"
 	"github.com/pinroll/pinroll/internal/engine"
 	"github.com/pinroll/pinroll/internal/events"
 	"github.com/pinroll/pinroll/internal/gar"
@@ -23,6 +21,7 @@ import (
 	"github.com/pinroll/pinroll/internal/ledger"
 	"github.com/pinroll/pinroll/internal/ledger/bolt"
 	"github.com/pinroll/pinroll/internal/testing/emulator"
+	"github.com/pinroll/pinroll/internal/testing/gittest"
 )
 
 func TestMain(m *testing.M) { emulator.Main(m) }
@@ -137,28 +136,12 @@ func client(t *testing.T, project string) *pubsub.Client {
 // dev environment tracks latest, publishing its pin events with pub.
 func newEngine(t *testing.T, pub engine.Publisher) *engine.Engine {
 	t.Helper()
-	dir := t.TempDir()
-	repoDir := filepath.Join(dir, "gitops.git")
-	if _, err := demo.Seed(repoDir, "main"); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Parse(fmt.Appendf(nil, `git:
-  repo: %s
-  branch: main
-  author: {name: pinroll, email: pinroll@example.com}
-ledger: bolt://%s
-images:
-  - name: server
-    repository: %s
-environments:
-  - name: dev
-    path: k8s/namespaces/backend/overlays/dev
-    track: latest
-`, repoDir, filepath.Join(dir, "ledger.db"), serverRepo))
+	repoDir, yaml := gittest.SeedDemo(t)
+	cfg, err := config.Parse([]byte(yaml))
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := bolt.Open(filepath.Join(dir, "ledger.db"))
+	l, err := bolt.Open(strings.TrimPrefix(cfg.Ledger, "bolt://"))
 	if err != nil {
 		t.Fatal(err)
 	}

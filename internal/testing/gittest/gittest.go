@@ -5,6 +5,7 @@ package gittest
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 
+	"github.com/pinroll/pinroll/internal/demo"
 	"github.com/pinroll/pinroll/internal/gitops"
 )
 
@@ -167,4 +169,32 @@ func (h *Human) Dump() string {
 	reflog, _ := h.run("reflog", "--format=%h %gs", "-n", "60")
 	remote, _ := h.run("log", "--graph", "--format=%h %ae %s", "-n", "60", "origin/main")
 	return "human reflog:\n" + reflog + "\nremote (as last fetched):\n" + remote
+}
+
+// DemoRepository is the Artifact Registry repository of the demo's server image.
+const DemoRepository = "asia-northeast2-docker.pkg.dev/PROJECT/backend/server"
+
+// SeedDemo seeds the demo GitOps repository in a temporary directory and
+// returns it with the config of the smallest pinroll over it: a bbolt ledger
+// beside it, the server image, dev tracking latest.
+func SeedDemo(t testing.TB) (repo, config string) {
+	t.Helper()
+	dir := t.TempDir()
+	repo = filepath.Join(dir, "gitops.git")
+	if _, err := demo.Seed(repo, "main"); err != nil {
+		t.Fatal(err)
+	}
+	return repo, fmt.Sprintf(`git:
+  repo: %s
+  branch: main
+  author: {name: pinroll, email: pinroll@example.com}
+ledger: bolt://%s
+images:
+  - name: server
+    repository: %s
+environments:
+  - name: dev
+    path: k8s/namespaces/backend/overlays/dev
+    track: latest
+`, repo, filepath.Join(dir, "ledger.db"), DemoRepository)
 }
