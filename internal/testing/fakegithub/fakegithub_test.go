@@ -304,6 +304,8 @@ func TestGraphQLRead(t *testing.T) {
 		    id
 		    ref(qualifiedName: $ref) {
 		      name prefix
+		      skipped: name @skip(if: true)
+		      included: prefix @include(if: false)
 		      target {
 		        __typename
 		        ...commitFields
@@ -354,6 +356,8 @@ func TestGraphQLRead(t *testing.T) {
 		{[]any{"data", "repository", "bin", "text"}, nil},
 		{[]any{"data", "repository", "bin", "isBinary"}, true},
 		{[]any{"data", "repository", "none"}, nil},
+		{[]any{"data", "repository", "ref", "skipped"}, nil},
+		{[]any{"data", "repository", "ref", "included"}, nil},
 	} {
 		var got any
 		if tc.path[0] == "data" {
@@ -375,21 +379,38 @@ func TestGraphQLErrors(t *testing.T) {
 		vars        map[string]any
 		want        string
 	}{
-		{"parse error", `query { repository(owner: "a" name: "b") { id }`, nil, "Parse error"},
-		{"unknown field", `{ repository(owner: "acme", name: "gitops") { idd } }`, nil, "Field 'idd' doesn't exist on type 'Repository'"},
-		{"unknown field in fragment", `{ repository(owner: "acme", name: "gitops") { ref(qualifiedName: "main") { target { ... on Commit { oidd } } } } }`, nil, "Field 'oidd' doesn't exist on type 'Commit'"},
-		{"scalar with selections", `{ repository(owner: "acme", name: "gitops") { id { x } } }`, nil, "Selections can't be made on scalars"},
-		{"object without selections", `{ repository(owner: "acme", name: "gitops") { ref(qualifiedName: "main") } }`, nil, "Field must have selections"},
-		{"undeclared variable", `query Q { repository(owner: $o, name: "gitops") { id } }`, nil, "Variable $o is used by Q but not declared"},
-		{"missing variable", `query Q($o: String!) { repository(owner: $o, name: "gitops") { id } }`, nil, "Variable $o of type String! was provided invalid value"},
-		{"unpaginated", `{ repository(owner: "acme", name: "gitops") { ref(qualifiedName: "main") { target { ... on Commit { parents { totalCount } } } } } }`, nil, "You must provide a `first` or `last` value"},
-		{"unknown fragment", `{ repository(owner: "acme", name: "gitops") { ...nope } }`, nil, "Fragment nope was used, but not defined"},
+		{"parse error", `query { repository(owner: "a" name: "b") { id }`, nil, "Expected Name, found <EOF>"},
+		{"unknown field", `{ repository(owner: "acme", name: "gitops") { idd } }`, nil, `Cannot query field "idd" on type "Repository"`},
+		{"unknown field in fragment", `{ repository(owner: "acme", name: "gitops") { ref(qualifiedName: "main") { target { ... on Commit { oidd } } } } }`, nil, `Cannot query field "oidd" on type "Commit"`},
+		{"scalar with selections", `{ repository(owner: "acme", name: "gitops") { id { x } } }`, nil, `Cannot query field "x" on type "ID"`},
+		{"object without selections", `{ repository(owner: "acme", name: "gitops") { ref(qualifiedName: "main") } }`, nil, `Field "ref" of type "Ref" must have a selection of subfields`},
+		{"missing argument", `{ repository(owner: "acme") { id } }`, nil, `argument "name" of type "String!" is required`},
+		{"wrong argument type", `{ repository(owner: "acme", name: 3) { id } }`, nil, `String cannot represent a non string value: 3`},
+		{"undeclared variable", `query Q { repository(owner: $o, name: "gitops") { id } }`, nil, `Variable "$o" is not defined by operation "Q"`},
+		{"unused variable", `query Q($o: String) { viewer { login } }`, nil, `Variable "$o" is never used in operation "Q"`},
+		{"missing variable", `query Q($o: String!) { repository(owner: $o, name: "gitops") { id } }`, nil, "variable.o must be defined"},
+		{"variable of the wrong type", `query Q($n: Int!) { repository(owner: "acme", name: "gitops") { ref(qualifiedName: "main") { target { ... on Commit { parents(first: $n) { totalCount } } } } } }`, map[string]any{"n": "x"}, "variable.n cannot use string as Int"},
+		{"unknown fragment", `{ repository(owner: "acme", name: "gitops") { ...nope } }`, nil, `Unknown fragment "nope"`},
+		{"unknown operation", `query A { viewer { login } } query B { viewer { login } }`, nil, "An operation name is required"},
 	} {
 		m := gql(t, s, tc.query, tc.vars)
 		msg, _ := dig(m, "errors", 0, "message").(string)
 		if !strings.Contains(msg, tc.want) {
 			t.Errorf("%s: %v, want an error %q", tc.name, m, tc.want)
 		}
+		if _, ok := m["data"]; ok {
+			t.Errorf("%s: %v, want no data for an invalid query", tc.name, m)
+		}
+	}
+	// A resolver's error answers data, with null where the field failed.
+	m := gql(t, s, `{ viewer { login } repository(owner: "acme", name: "gitops") { ref(qualifiedName: "main") { target { ... on Commit { parents { totalCount } } } } } }`, nil)
+	if msg, _ := dig(m, "errors", 0, "message").(string); !strings.Contains(msg, "You must provide a `first` or `last` value") ||
+		dig(m, "data", "viewer", "login") != "fake-user" || dig(m, "data", "repository", "ref", "target") != nil {
+		t.Errorf("unpaginated parents: %v, want an error, the viewer and a null target", m)
+	}
+	m = gql(t, s, `{ repository(owner: "acme", name: "nope") { id } }`, nil)
+	if dig(m, "errors", 0, "type") != "NOT_FOUND" || dig(m, "data", "repository") != nil || fmt.Sprint(dig(m, "errors", 0, "path")) != "[repository]" {
+		t.Errorf("unknown repository: %v, want a NOT_FOUND error at [repository]", m)
 	}
 }
 
@@ -441,6 +462,62 @@ func TestUpdateRefs(t *testing.T) {
 	}
 	if got := s.Calls()[EndpointGraphQLMutation]; got != 8 {
 		t.Errorf("counted %d mutations, want 8", got)
+	}
+}
+
+// TestUpdateRefsAtomic: several ref updates in one mutation apply all or none.
+func TestUpdateRefsAtomic(t *testing.T) {
+	t.Parallel()
+	zero := strings.Repeat("0", 40)
+	for _, tc := range []struct {
+		name     string
+		updates  func(seed, tip string) []any
+		wantType string // "" = success
+		// where main and release point afterwards: "seed", "tip" or "" (absent)
+		wantMain, wantRelease string
+	}{
+		{"create one and force-move another", func(seed, tip string) []any {
+			return []any{
+				map[string]any{"name": "refs/heads/release", "beforeOid": zero, "afterOid": tip},
+				map[string]any{"name": "refs/heads/main", "beforeOid": tip, "afterOid": seed, "force": true},
+			}
+		}, "", "seed", "tip"},
+		{"the second is stale: none applies", func(seed, tip string) []any {
+			return []any{
+				map[string]any{"name": "refs/heads/release", "beforeOid": zero, "afterOid": tip},
+				map[string]any{"name": "refs/heads/main", "beforeOid": seed, "afterOid": seed, "force": true},
+			}
+		}, "STALE_DATA", "tip", ""},
+		{"the second is not a fast-forward: none applies", func(seed, tip string) []any {
+			return []any{
+				map[string]any{"name": "refs/heads/release", "beforeOid": zero, "afterOid": seed},
+				map[string]any{"name": "refs/heads/main", "beforeOid": tip, "afterOid": seed},
+			}
+		}, "UNPROCESSABLE", "tip", ""},
+		{"the same ref twice", func(seed, tip string) []any {
+			return []any{
+				map[string]any{"name": "refs/heads/release", "afterOid": seed},
+				map[string]any{"name": "refs/heads/release", "afterOid": tip},
+			}
+		}, "UNPROCESSABLE", "tip", ""},
+		{"an invalid beforeOid", func(seed, tip string) []any {
+			return []any{map[string]any{"name": "refs/heads/main", "beforeOid": "", "afterOid": seed, "force": true}}
+		}, "UNPROCESSABLE", "tip", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := newServer(t)
+			at := map[string]string{"seed": s.Head("main"), "": ""}
+			at["tip"] = s.Commit("person", map[string][]byte{"p": []byte("p")})
+			m := gql(t, s, `mutation($input: UpdateRefsInput!) { updateRefs(input: $input) { clientMutationId } }`,
+				map[string]any{"input": map[string]any{"repositoryId": s.RepositoryID(), "refUpdates": tc.updates(at["seed"], at["tip"])}})
+			if typ, _ := dig(m, "errors", 0, "type").(string); typ != tc.wantType {
+				t.Errorf("%v, want error type %q", m, tc.wantType)
+			}
+			if s.Head("main") != at[tc.wantMain] || s.Head("release") != at[tc.wantRelease] {
+				t.Errorf("main %s release %q, want %s %q", s.Head("main"), s.Head("release"), at[tc.wantMain], at[tc.wantRelease])
+			}
+		})
 	}
 }
 
@@ -576,45 +653,5 @@ func TestHelpers(t *testing.T) {
 	}
 	if s.Log("nobranch") != nil || s.Head("nobranch") != "" {
 		t.Error("a missing branch has a log or head")
-	}
-}
-
-func TestParser(t *testing.T) {
-	t.Parallel()
-	doc, err := parseGraphQL(`
-		query A($x: [String!]! = ["a"]) @dir(x: 1) { a: f(s: "q\"\u00e9\n", i: -3, fl: 1.5e2, b: true, n: null, e: ENUM, l: [1 2], o: {k: $x}) { g } }
-		mutation B { m(s: """
-		    block
-		      indented
-		""") }`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := doc.operation("A")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := a.sel[0]
-	if f.alias != "a" || f.name != "f" || f.sel[0].name != "g" {
-		t.Fatalf("field %+v", f)
-	}
-	want := map[string]any{"s": "q\"é\n", "i": int64(-3), "fl": 150.0, "b": true, "n": nil, "e": gqlEnum("ENUM"), "l": []any{int64(1), int64(2)}, "o": map[string]any{"k": gqlVar("x")}}
-	if fmt.Sprint(f.args) != fmt.Sprint(want) {
-		t.Errorf("args %v, want %v", f.args, want)
-	}
-	if a.vars[0].typ != "[String!]!" || fmt.Sprint(a.vars[0].def) != "[a]" {
-		t.Errorf("var %+v", a.vars[0])
-	}
-	b, _ := doc.operation("B")
-	if got := b.sel[0].args["s"]; got != "block\n  indented" {
-		t.Errorf("block string %q", got)
-	}
-	if _, err := doc.operation(""); err == nil {
-		t.Error("two operations and no name: want an error")
-	}
-	for _, bad := range []string{"", "{", "{ a(b: ) }", `{ a(b: "x) }`, "query { }", "{ a } }", "{ ... on }"} {
-		if _, err := parseGraphQL(bad); err == nil {
-			t.Errorf("parseGraphQL(%q) succeeded", bad)
-		}
 	}
 }

@@ -4,9 +4,9 @@
 //
 // It serves exactly what that backend uses, with GitHub's own rules:
 //
-//   - GraphQL (POST /graphql, or /api/graphql as on GitHub Enterprise): a small
-//     but real GraphQL parser and executor over the Repository, Ref, Commit,
-//     Tree, TreeEntry and Blob types, and the updateRefs mutation;
+//   - GraphQL (POST /graphql, or /api/graphql as on GitHub Enterprise): the
+//     Repository, Ref, Commit, Tree, TreeEntry and Blob types and the
+//     updateRefs mutation of schema.graphql, parsed and validated by gqlparser;
 //   - REST (under / or /api/v3): POST git/trees (inline content and sha
 //     entries, base_tree), POST git/commits, POST and GET git/blobs, GET and
 //     PATCH git/refs (a non-forced PATCH must fast-forward), and
@@ -40,6 +40,7 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/storage/memory"
+	"github.com/vektah/gqlparser/v2/ast"
 )
 
 // Keys of [Server.Calls], one per endpoint the fake serves.
@@ -368,10 +369,8 @@ func (s *Server) endpoint(mux *http.ServeMux, r *http.Request) string {
 		}
 		var req gqlRequest
 		_ = json.Unmarshal(body, &req)
-		if doc, err := parseGraphQL(req.Query); err == nil {
-			if op, err := doc.operation(req.OperationName); err == nil && op.kind == "mutation" {
-				return EndpointGraphQLMutation
-			}
+		if operationKind(req.Query, req.OperationName) == ast.Mutation {
+			return EndpointGraphQLMutation
 		}
 		return EndpointGraphQLQuery
 	case "POST /repos/{owner}/{repo}/git/trees":
