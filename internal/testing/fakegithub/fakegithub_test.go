@@ -134,7 +134,7 @@ func TestUnknownRepository(t *testing.T) {
 		t.Errorf("REST on an unknown repository: %d, want 404", a.status)
 	}
 	m := gql(t, s, `query { repository(owner: "acme", name: "other") { id } }`, nil)
-	if dig(m, "data", "repository") != nil || dig(m, "errors", 0, "type") != "NOT_FOUND" {
+	if dig(m, "data", "repository") != nil || dig(m, "errors", 0, "type") != "NOT_FOUND" || fmt.Sprint(dig(m, "errors", 0, "path")) != "[repository]" {
 		t.Errorf("GraphQL on an unknown repository: %v, want repository null and a NOT_FOUND error", m)
 	}
 }
@@ -312,9 +312,6 @@ func TestGraphQLRead(t *testing.T) {
 		        ... on GitObject { abbreviatedOid }
 		      }
 		    }
-		    byExpr: object(expression: "main:k8s/dev/kustomization.yaml") { ... on Blob { text } }
-		    bin: object(expression: "main:bin/blob") { ... on Blob { text isBinary byteSize } }
-		    none: object(expression: "main:nope") { oid }
 		  }
 		}
 		fragment commitFields on Commit {
@@ -324,6 +321,7 @@ func TestGraphQLRead(t *testing.T) {
 		  f: file(path: $p) { type object { ... on Blob { text isBinary isTruncated byteSize } } }
 		  missing: file(path: "no/such") { oid }
 		  dir: file(path: "k8s") { type }
+		  bin: file(path: "bin/blob") { object { ... on Blob { text isBinary byteSize } } }
 		}`, map[string]any{"owner": "acme", "name": "gitops", "ref": "refs/heads/main", "p": "README.md"})
 	if errs := dig(m, "errors"); errs != nil {
 		t.Fatalf("errors: %v", errs)
@@ -352,10 +350,8 @@ func TestGraphQLRead(t *testing.T) {
 		{[]any{"f", "object", "byteSize"}, 5.0},
 		{[]any{"missing"}, nil},
 		{[]any{"dir", "type"}, "tree"},
-		{[]any{"data", "repository", "byExpr", "text"}, "images: []\n"},
-		{[]any{"data", "repository", "bin", "text"}, nil},
-		{[]any{"data", "repository", "bin", "isBinary"}, true},
-		{[]any{"data", "repository", "none"}, nil},
+		{[]any{"bin", "object", "text"}, nil},
+		{[]any{"bin", "object", "isBinary"}, true},
 		{[]any{"data", "repository", "ref", "skipped"}, nil},
 		{[]any{"data", "repository", "ref", "included"}, nil},
 	} {
@@ -408,10 +404,6 @@ func TestGraphQLErrors(t *testing.T) {
 		dig(m, "data", "viewer", "login") != "fake-user" || dig(m, "data", "repository", "ref", "target") != nil {
 		t.Errorf("unpaginated parents: %v, want an error, the viewer and a null target", m)
 	}
-	m = gql(t, s, `{ repository(owner: "acme", name: "nope") { id } }`, nil)
-	if dig(m, "errors", 0, "type") != "NOT_FOUND" || dig(m, "data", "repository") != nil || fmt.Sprint(dig(m, "errors", 0, "path")) != "[repository]" {
-		t.Errorf("unknown repository: %v, want a NOT_FOUND error at [repository]", m)
-	}
 }
 
 func TestUpdateRefs(t *testing.T) {
@@ -444,6 +436,7 @@ func TestUpdateRefs(t *testing.T) {
 		{"create", "refs/heads/feature", zero, human, false, s.RepositoryID(), "", seed, human},
 		{"create existing", "refs/heads/feature", zero, human, false, s.RepositoryID(), "STALE_DATA", seed, human},
 		{"delete", "refs/heads/feature", human, zero, false, s.RepositoryID(), "", seed, ""},
+		{"invalid beforeOid", "refs/heads/main", "main", human, true, s.RepositoryID(), "UNPROCESSABLE", seed, ""},
 	} {
 		m := move(tc.ref, tc.before, tc.after, tc.force, tc.repoID)
 		typ, _ := dig(m, "errors", 0, "type").(string)
@@ -460,57 +453,37 @@ func TestUpdateRefs(t *testing.T) {
 			t.Errorf("%s: main %s feature %q, want %s %q", tc.name, s.Head("main"), s.Head("feature"), tc.wantMain, tc.wantBranch)
 		}
 	}
-	if got := s.Calls()[EndpointGraphQLMutation]; got != 8 {
-		t.Errorf("counted %d mutations, want 8", got)
+	if got := s.Calls()[EndpointGraphQLMutation]; got != 9 {
+		t.Errorf("counted %d mutations, want 9", got)
 	}
 }
 
 // TestUpdateRefsAtomic: several ref updates in one mutation apply all or none.
 func TestUpdateRefsAtomic(t *testing.T) {
 	t.Parallel()
-	zero := strings.Repeat("0", 40)
+	// An update is "name before after [force]", commits named seed, tip or zero.
 	for _, tc := range []struct {
-		name     string
-		updates  func(seed, tip string) []any
-		wantType string // "" = success
-		// where main and release point afterwards: "seed", "tip" or "" (absent)
-		wantMain, wantRelease string
+		name, wantType        string // wantType "" = success
+		updates               []string
+		wantMain, wantRelease string // "" = absent
 	}{
-		{"create one and force-move another", func(seed, tip string) []any {
-			return []any{
-				map[string]any{"name": "refs/heads/release", "beforeOid": zero, "afterOid": tip},
-				map[string]any{"name": "refs/heads/main", "beforeOid": tip, "afterOid": seed, "force": true},
-			}
-		}, "", "seed", "tip"},
-		{"the second is stale: none applies", func(seed, tip string) []any {
-			return []any{
-				map[string]any{"name": "refs/heads/release", "beforeOid": zero, "afterOid": tip},
-				map[string]any{"name": "refs/heads/main", "beforeOid": seed, "afterOid": seed, "force": true},
-			}
-		}, "STALE_DATA", "tip", ""},
-		{"the second is not a fast-forward: none applies", func(seed, tip string) []any {
-			return []any{
-				map[string]any{"name": "refs/heads/release", "beforeOid": zero, "afterOid": seed},
-				map[string]any{"name": "refs/heads/main", "beforeOid": tip, "afterOid": seed},
-			}
-		}, "UNPROCESSABLE", "tip", ""},
-		{"the same ref twice", func(seed, tip string) []any {
-			return []any{
-				map[string]any{"name": "refs/heads/release", "afterOid": seed},
-				map[string]any{"name": "refs/heads/release", "afterOid": tip},
-			}
-		}, "UNPROCESSABLE", "tip", ""},
-		{"an invalid beforeOid", func(seed, tip string) []any {
-			return []any{map[string]any{"name": "refs/heads/main", "beforeOid": "", "afterOid": seed, "force": true}}
-		}, "UNPROCESSABLE", "tip", ""},
+		{"create one and force-move another", "", []string{"release zero tip", "main tip seed force"}, "seed", "tip"},
+		{"the second is stale: none applies", "STALE_DATA", []string{"release zero tip", "main seed seed force"}, "tip", ""},
+		{"the second is not a fast-forward", "UNPROCESSABLE", []string{"release zero seed", "main tip seed"}, "tip", ""},
+		{"the same ref twice", "UNPROCESSABLE", []string{"release zero seed", "release zero tip"}, "tip", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s := newServer(t)
-			at := map[string]string{"seed": s.Head("main"), "": ""}
+			at := map[string]string{"seed": s.Head("main"), "zero": strings.Repeat("0", 40), "": ""}
 			at["tip"] = s.Commit("person", map[string][]byte{"p": []byte("p")})
+			var updates []any
+			for _, u := range tc.updates {
+				f := strings.Fields(u)
+				updates = append(updates, map[string]any{"name": "refs/heads/" + f[0], "beforeOid": at[f[1]], "afterOid": at[f[2]], "force": len(f) > 3})
+			}
 			m := gql(t, s, `mutation($input: UpdateRefsInput!) { updateRefs(input: $input) { clientMutationId } }`,
-				map[string]any{"input": map[string]any{"repositoryId": s.RepositoryID(), "refUpdates": tc.updates(at["seed"], at["tip"])}})
+				map[string]any{"input": map[string]any{"repositoryId": s.RepositoryID(), "refUpdates": updates}})
 			if typ, _ := dig(m, "errors", 0, "type").(string); typ != tc.wantType {
 				t.Errorf("%v, want error type %q", m, tc.wantType)
 			}

@@ -4,7 +4,6 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 
 	"github.com/vektah/gqlparser/v2"
@@ -55,12 +54,8 @@ func ferr(typ, format string, args ...any) *fieldError {
 // and coerces its variables (a failure answers 200 with errors and no data,
 // as GitHub does), then the operation runs over the resolvers' objects.
 func (s *Server) graphql(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
 	var req gqlRequest
-	if err == nil {
-		err = json.Unmarshal(body, &req)
-	}
-	if err != nil {
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 		writeJSON(w, http.StatusBadRequest, restError{Message: "Problems parsing JSON"})
 		return
 	}
@@ -85,13 +80,9 @@ func (s *Server) graphql(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	root := s.query()
-	switch op.Operation {
-	case ast.Mutation:
+	if op.Operation == ast.Mutation {
 		s.runRefUpdateHooks()
 		root = s.mutation()
-	case ast.Subscription:
-		writeJSON(w, http.StatusOK, gqlResponse{Errors: []gqlError{{Message: "Subscriptions are not supported"}}})
-		return
 	}
 	x := &executor{vars: vars}
 	s.mu.Lock()

@@ -2,7 +2,6 @@ package fakegithub
 
 import (
 	"fmt"
-	"maps"
 	"sort"
 	"strings"
 	"time"
@@ -33,11 +32,7 @@ func (s *Server) query() obj {
 			}
 			return s.repository(), nil
 		}),
-		"rateLimit": obj{
-			"__typename": "RateLimit", "limit": s.rate.limit, "remaining": s.rate.remaining,
-			"used": s.rate.limit - s.rate.remaining, "cost": 1, "resetAt": s.rate.reset.UTC().Format(time.RFC3339),
-		},
-		"viewer": obj{"__typename": "User", "login": "fake-user", "id": "U_fake"},
+		"viewer": obj{"__typename": "User", "login": "fake-user"},
 	}
 }
 
@@ -47,9 +42,7 @@ func (s *Server) mutation() obj {
 
 func (s *Server) repository() obj {
 	return obj{
-		"__typename": "Repository", "id": s.repoID, "name": s.repo, "nameWithOwner": s.owner + "/" + s.repo,
-		"url": s.RepoURL(), "isPrivate": true,
-		"defaultBranchRef": lazy(func() any { return s.ref(plumbing.NewBranchReferenceName(s.branch)) }),
+		"__typename": "Repository", "id": s.repoID,
 		"ref": resolver(func(args map[string]any) (any, error) {
 			q, _ := args["qualifiedName"].(string)
 			if strings.HasPrefix(q, "refs/") {
@@ -59,19 +52,6 @@ func (s *Server) repository() obj {
 				return o, nil
 			}
 			return s.ref(plumbing.NewTagReferenceName(q)), nil
-		}),
-		"object": resolver(func(args map[string]any) (any, error) {
-			if oid, ok := args["oid"].(string); ok {
-				if !isHex40(oid) {
-					return nil, nil
-				}
-				return s.gitObject(plumbing.NewHash(oid), ""), nil
-			}
-			expr, ok := args["expression"].(string)
-			if !ok {
-				return nil, ferr("", "Argument 'expression' or 'oid' is required on Field 'object'")
-			}
-			return s.expression(expr), nil
 		}),
 	}
 }
@@ -83,29 +63,9 @@ func (s *Server) ref(name plumbing.ReferenceName) obj {
 		return nil
 	}
 	return obj{
-		"__typename": "Ref", "id": fmt.Sprintf("REF_fake%x", []byte(name)), "name": name.Short(),
-		"prefix": strings.TrimSuffix(name.String(), name.Short()),
+		"__typename": "Ref", "name": name.Short(), "prefix": strings.TrimSuffix(name.String(), name.Short()),
 		"target": lazy(func() any { return s.gitObject(ref.Hash(), "") }),
 	}
-}
-
-// expression resolves "rev", "rev:path" (rev a SHA, branch or ref name).
-func (s *Server) expression(expr string) obj {
-	rev, p, hasPath := strings.Cut(expr, ":")
-	c, err := s.resolveCommit(rev)
-	switch {
-	case !hasPath && isHex40(rev):
-		return s.gitObject(plumbing.NewHash(rev), "")
-	case err != nil:
-		return nil
-	case !hasPath:
-		return s.gitObject(c.Hash, "")
-	}
-	e, err := s.entryAt(c.TreeHash, p)
-	if err != nil {
-		return nil
-	}
-	return s.gitObject(e.Hash, strings.Trim(p, "/"))
 }
 
 // gitObject is the Commit, Tree or Blob h (a tree at path), or nil.
@@ -137,20 +97,13 @@ func (s *Server) gitObject(h plumbing.Hash, path string) obj {
 	default:
 		return nil
 	}
-	// The GitObject interface's fields.
-	maps.Copy(o, obj{
-		"id": o["__typename"].(string)[:1] + "_fake" + h.String(), "oid": h.String(), "abbreviatedOid": h.String()[:7],
-		"commitUrl": s.RepoURL() + "/commit/" + h.String(), "repository": lazy(func() any { return s.repository() }),
-	})
+	o["oid"], o["abbreviatedOid"] = h.String(), h.String()[:7] // the GitObject interface
 	return o
 }
 
 func (s *Server) commit(c *object.Commit) obj {
-	head, body, _ := strings.Cut(c.Message, "\n")
 	return obj{
-		"__typename": "Commit", "message": c.Message, "messageHeadline": head, "messageBody": strings.TrimLeft(body, "\n"),
-		"authoredDate": c.Author.When.Format(time.RFC3339), "committedDate": c.Committer.When.Format(time.RFC3339),
-		"author": actor(c.Author), "committer": actor(c.Committer),
+		"__typename": "Commit", "message": c.Message, "author": actor(c.Author), "committer": actor(c.Committer),
 		"tree": lazy(func() any { return s.gitObject(c.TreeHash, "") }),
 		"parents": resolver(func(args map[string]any) (any, error) {
 			var nodes []obj
@@ -192,10 +145,7 @@ func connection(field string, nodes []obj, args map[string]any) (any, error) {
 	if hasLast && end-last > start {
 		start = end - last
 	}
-	return obj{
-		"__typename": "CommitConnection", "totalCount": len(nodes), "nodes": append([]obj{}, nodes[start:end]...),
-		"pageInfo": obj{"__typename": "PageInfo", "hasNextPage": end < len(nodes), "hasPreviousPage": start > 0},
-	}, nil
+	return obj{"__typename": "CommitConnection", "totalCount": len(nodes), "nodes": append([]obj{}, nodes[start:end]...)}, nil
 }
 
 func (s *Server) tree(h plumbing.Hash, path string) obj {
@@ -219,19 +169,8 @@ func (s *Server) treeEntry(e object.TreeEntry, path string) obj {
 	if typ == "" {
 		typ = "blob"
 	}
-	var ext any
-	if i := strings.LastIndexByte(e.Name, '.'); i > 0 {
-		ext = e.Name[i:]
-	}
 	return obj{
-		"__typename": "TreeEntry", "name": e.Name, "path": path, "mode": int(e.Mode), "type": typ,
-		"oid": e.Hash.String(), "extension": ext, "repository": lazy(func() any { return s.repository() }),
-		"size": lazy(func() any {
-			if o, err := s.st.EncodedObject(plumbing.BlobObject, e.Hash); typ == "blob" && err == nil {
-				return int(o.Size())
-			}
-			return 0
-		}),
+		"__typename": "TreeEntry", "name": e.Name, "path": path, "type": typ, "oid": e.Hash.String(),
 		"object": lazy(func() any {
 			if typ == "commit" {
 				return nil

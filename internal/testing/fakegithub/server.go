@@ -355,38 +355,32 @@ func (s *Server) handler() http.Handler {
 	})
 }
 
+// endpoints names the REST routes for the counters.
+var endpoints = map[string]string{
+	"POST /repos/{owner}/{repo}/git/trees":          EndpointCreateTree,
+	"POST /repos/{owner}/{repo}/git/commits":        EndpointCreateCommit,
+	"POST /repos/{owner}/{repo}/git/blobs":          EndpointCreateBlob,
+	"GET /repos/{owner}/{repo}/git/blobs/{sha}":     EndpointGetBlob,
+	"GET /repos/{owner}/{repo}/git/ref/{ref...}":    EndpointGetRef,
+	"PATCH /repos/{owner}/{repo}/git/refs/{ref...}": EndpointUpdateRef,
+	"POST /app/installations/{id}/access_tokens":    EndpointAccessToken,
+}
+
 // endpoint names the request for the counters.
 func (s *Server) endpoint(mux *http.ServeMux, r *http.Request) string {
 	_, pattern := mux.Handler(r)
-	switch pattern {
-	case "":
-		return EndpointUnknown
-	case "POST /graphql":
-		body, err := io.ReadAll(r.Body)
+	if pattern == "POST /graphql" {
+		body, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		if err != nil {
-			return EndpointGraphQLQuery
-		}
 		var req gqlRequest
 		_ = json.Unmarshal(body, &req)
 		if operationKind(req.Query, req.OperationName) == ast.Mutation {
 			return EndpointGraphQLMutation
 		}
 		return EndpointGraphQLQuery
-	case "POST /repos/{owner}/{repo}/git/trees":
-		return EndpointCreateTree
-	case "POST /repos/{owner}/{repo}/git/commits":
-		return EndpointCreateCommit
-	case "POST /repos/{owner}/{repo}/git/blobs":
-		return EndpointCreateBlob
-	case "GET /repos/{owner}/{repo}/git/blobs/{sha}":
-		return EndpointGetBlob
-	case "GET /repos/{owner}/{repo}/git/ref/{ref...}":
-		return EndpointGetRef
-	case "PATCH /repos/{owner}/{repo}/git/refs/{ref...}":
-		return EndpointUpdateRef
-	case "POST /app/installations/{id}/access_tokens":
-		return EndpointAccessToken
+	}
+	if e, ok := endpoints[pattern]; ok {
+		return e
 	}
 	return EndpointUnknown
 }
