@@ -9,7 +9,6 @@ import (
 	"github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
-	"github.com/vektah/gqlparser/v2/parser"
 	"github.com/vektah/gqlparser/v2/validator"
 )
 
@@ -91,18 +90,6 @@ func (s *Server) graphql(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, gqlResponse{Data: data, Errors: x.errs})
 }
 
-// operationKind tells a mutation from a query without validating it.
-func operationKind(query, name string) ast.Operation {
-	doc, err := parser.ParseQuery(&ast.Source{Input: query})
-	if err != nil {
-		return ast.Query
-	}
-	if op := doc.Operations.ForName(name); op != nil {
-		return op.Operation
-	}
-	return ast.Query
-}
-
 func queryErrors(list gqlerror.List) []gqlError {
 	out := make([]gqlError, len(list))
 	for i, e := range list {
@@ -113,14 +100,11 @@ func queryErrors(list gqlerror.List) []gqlError {
 
 // obj is one GraphQL object: "__typename" names its type, every other key
 // one of its fields, as a value (a scalar, obj, []obj or nil) or as a
-// resolver or lazy func computed only when the query selects the field.
+// resolver computed only when the query selects the field.
 type obj map[string]any
 
 // resolver computes a field that takes arguments.
 type resolver func(args map[string]any) (any, error)
-
-// lazy computes a field that takes none.
-type lazy func() any
 
 // executor runs one validated operation (GraphQL spec §6).
 type executor struct {
@@ -166,11 +150,8 @@ func (x *executor) resolve(o obj, f *ast.Field) (any, error) {
 	if !ok {
 		return nil, ferr("", "the fake GitHub does not serve %s.%s", o["__typename"], f.Name)
 	}
-	switch fn := v.(type) {
-	case resolver:
+	if fn, ok := v.(resolver); ok {
 		return fn(f.ArgumentMap(x.vars))
-	case lazy:
-		return fn(), nil
 	}
 	return v, nil
 }

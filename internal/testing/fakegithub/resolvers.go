@@ -2,7 +2,6 @@ package fakegithub
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -13,9 +12,8 @@ import (
 
 // The resolvers: each type of schema.graphql is built as an obj below. To
 // serve a new field, declare it in schema.graphql and add it to its type's
-// obj: a plain value, a lazy func (reads storage only when selected) or a
-// resolver (takes arguments). A new mutation goes into mutation(). They run
-// with s.mu held.
+// obj: a value, or a resolver (computed only when selected, with the field's
+// arguments). A new mutation goes into mutation(). They run with s.mu held.
 
 // BlobTextLimit is how much of a blob GraphQL's Blob.text returns before it
 // reports isTruncated.
@@ -64,12 +62,12 @@ func (s *Server) ref(name plumbing.ReferenceName) obj {
 	}
 	return obj{
 		"__typename": "Ref", "name": name.Short(), "prefix": strings.TrimSuffix(name.String(), name.Short()),
-		"target": lazy(func() any { return s.gitObject(ref.Hash(), "") }),
+		"target": s.gitObject(ref.Hash()),
 	}
 }
 
-// gitObject is the Commit, Tree or Blob h (a tree at path), or nil.
-func (s *Server) gitObject(h plumbing.Hash, path string) obj {
+// gitObject is the Commit, Tree or Blob h, or nil.
+func (s *Server) gitObject(h plumbing.Hash) obj {
 	typ, ok := s.objectType(h)
 	if !ok {
 		return nil
@@ -83,7 +81,7 @@ func (s *Server) gitObject(h plumbing.Hash, path string) obj {
 		}
 		o = s.commit(c)
 	case plumbing.TreeObject:
-		o = s.tree(h, path)
+		o = obj{"__typename": "Tree"}
 	case plumbing.BlobObject:
 		b, err := s.blobBytes(h)
 		if err != nil {
@@ -104,11 +102,11 @@ func (s *Server) gitObject(h plumbing.Hash, path string) obj {
 func (s *Server) commit(c *object.Commit) obj {
 	return obj{
 		"__typename": "Commit", "message": c.Message, "author": actor(c.Author), "committer": actor(c.Committer),
-		"tree": lazy(func() any { return s.gitObject(c.TreeHash, "") }),
+		"tree": s.gitObject(c.TreeHash),
 		"parents": resolver(func(args map[string]any) (any, error) {
 			var nodes []obj
 			for _, p := range c.ParentHashes {
-				nodes = append(nodes, s.gitObject(p, ""))
+				nodes = append(nodes, s.gitObject(p))
 			}
 			return connection("parents", nodes, args)
 		}),
@@ -148,22 +146,6 @@ func connection(field string, nodes []obj, args map[string]any) (any, error) {
 	return obj{"__typename": "CommitConnection", "totalCount": len(nodes), "nodes": append([]obj{}, nodes[start:end]...)}, nil
 }
 
-func (s *Server) tree(h plumbing.Hash, path string) obj {
-	return obj{"__typename": "Tree", "entries": lazy(func() any {
-		t, err := object.GetTree(s.st, h)
-		if err != nil {
-			return nil
-		}
-		sorted := append([]object.TreeEntry{}, t.Entries...)
-		sort.Sort(object.TreeEntrySorter(sorted))
-		entries := make([]obj, len(sorted))
-		for i, e := range sorted {
-			entries[i] = s.treeEntry(e, strings.TrimPrefix(path+"/"+e.Name, "/"))
-		}
-		return entries
-	})}
-}
-
 func (s *Server) treeEntry(e object.TreeEntry, path string) obj {
 	typ := map[filemode.FileMode]string{filemode.Dir: "tree", filemode.Submodule: "commit"}[e.Mode]
 	if typ == "" {
@@ -171,12 +153,7 @@ func (s *Server) treeEntry(e object.TreeEntry, path string) obj {
 	}
 	return obj{
 		"__typename": "TreeEntry", "name": e.Name, "path": path, "type": typ, "oid": e.Hash.String(),
-		"object": lazy(func() any {
-			if typ == "commit" {
-				return nil
-			}
-			return s.gitObject(e.Hash, path)
-		}),
+		"object": s.gitObject(e.Hash), // nil for a submodule's commit, stored elsewhere
 	}
 }
 

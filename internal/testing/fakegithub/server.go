@@ -41,6 +41,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/storage/memory"
 	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/parser"
 )
 
 // Keys of [Server.Calls], one per endpoint the fake serves.
@@ -374,8 +375,10 @@ func (s *Server) endpoint(mux *http.ServeMux, r *http.Request) string {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		var req gqlRequest
 		_ = json.Unmarshal(body, &req)
-		if operationKind(req.Query, req.OperationName) == ast.Mutation {
-			return EndpointGraphQLMutation
+		if doc, err := parser.ParseQuery(&ast.Source{Input: req.Query}); err == nil {
+			if op := doc.Operations.ForName(req.OperationName); op != nil && op.Operation == ast.Mutation {
+				return EndpointGraphQLMutation
+			}
 		}
 		return EndpointGraphQLQuery
 	}
