@@ -125,6 +125,9 @@ func (x *executor) object(o obj, sels ast.SelectionSet, path []any) any {
 			continue
 		}
 		v, err := x.resolve(o, f)
+		if v == nil && err == nil && f.Definition.Type.NonNull {
+			err = ferr("", "Cannot return null for non-nullable field %s.%s", typ, f.Name)
+		}
 		if err != nil {
 			e := gqlError{Path: p, Message: err.Error(), Locations: []gqlerror.Location{{Line: f.Position.Line, Column: f.Position.Column}}}
 			if fe, ok := err.(*fieldError); ok {
@@ -145,15 +148,19 @@ func (x *executor) object(o obj, sels ast.SelectionSet, path []any) any {
 	return out
 }
 
-func (x *executor) resolve(o obj, f *ast.Field) (any, error) {
+// resolve is o's field f: its value, or what its resolver computes.
+func (x *executor) resolve(o obj, f *ast.Field) (v any, err error) {
 	v, ok := o[f.Name]
 	if !ok {
 		return nil, ferr("", "the fake GitHub does not serve %s.%s", o["__typename"], f.Name)
 	}
 	if fn, ok := v.(resolver); ok {
-		return fn(f.ArgumentMap(x.vars))
+		v, err = fn(f.ArgumentMap(x.vars))
 	}
-	return v, nil
+	if o, ok := v.(obj); ok && o == nil {
+		return nil, err // a missing object is null
+	}
+	return v, err
 }
 
 // complete turns a resolved value into its answer: objects recurse into
@@ -161,7 +168,7 @@ func (x *executor) resolve(o obj, f *ast.Field) (any, error) {
 func (x *executor) complete(v any, typ *ast.Type, sels ast.SelectionSet, path []any) any {
 	switch v := v.(type) {
 	case obj:
-		if v == nil {
+		if v == nil { // a missing list element
 			return nil
 		}
 		return x.object(v, sels, path)

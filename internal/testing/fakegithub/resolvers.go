@@ -43,13 +43,12 @@ func (s *Server) repository() obj {
 		"__typename": "Repository", "id": s.repoID,
 		"ref": resolver(func(args map[string]any) (any, error) {
 			q, _ := args["qualifiedName"].(string)
-			if strings.HasPrefix(q, "refs/") {
-				return s.ref(plumbing.ReferenceName(q)), nil
+			for _, n := range []plumbing.ReferenceName{plumbing.ReferenceName(q), plumbing.NewBranchReferenceName(q), plumbing.NewTagReferenceName(q)} {
+				if o := s.ref(n); o != nil {
+					return o, nil
+				}
 			}
-			if o := s.ref(plumbing.NewBranchReferenceName(q)); o != nil {
-				return o, nil
-			}
-			return s.ref(plumbing.NewTagReferenceName(q)), nil
+			return nil, nil
 		}),
 	}
 }
@@ -212,11 +211,7 @@ func (s *Server) updateRefs(args map[string]any) (any, error) {
 		_ = s.setRefs(old) // roll back: all or none
 		return nil, ferr("", "update refs: %v", err)
 	}
-	var cm any
-	if v, _ := input["clientMutationId"].(string); v != "" {
-		cm = v
-	}
-	return obj{"__typename": "UpdateRefsPayload", "clientMutationId": cm}, nil
+	return obj{"__typename": "UpdateRefsPayload", "clientMutationId": input["clientMutationId"]}, nil
 }
 
 // setRefs points each ref at its hash, deleting it for the zero hash.
