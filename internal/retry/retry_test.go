@@ -73,13 +73,13 @@ func TestDo(t *testing.T) {
 		{
 			name:   "no wait past the deadline",
 			policy: Policy{Attempts: 5, Base: time.Millisecond}, deadline: 2 * time.Second,
-			fail:   func(int) error { return After(time.Minute, errBusy) }, wantCalls: 1, wantErr: []error{errBusy},
+			fail: func(int) error { return After(time.Minute, errBusy) }, wantCalls: 1, wantErr: []error{errBusy},
 			maxTime: 100 * time.Millisecond,
 		},
 		{
 			name:   "reserve kept before the deadline",
 			policy: Policy{Attempts: 5, Reserve: time.Second}, deadline: 900 * time.Millisecond,
-			fail:   func(int) error { return After(10*time.Millisecond, errBusy) }, wantCalls: 1, wantErr: []error{errBusy},
+			fail: func(int) error { return After(10*time.Millisecond, errBusy) }, wantCalls: 1, wantErr: []error{errBusy},
 			maxTime: 100 * time.Millisecond,
 		},
 		{
@@ -96,7 +96,7 @@ func TestDo(t *testing.T) {
 		{
 			name:   "cancelled during the wait",
 			policy: Policy{Attempts: 5, Base: time.Minute}, cancelAt: 30 * time.Millisecond,
-			fail:   func(int) error { return Again(errBusy) }, wantCalls: 1, wantErr: []error{errBusy, context.Canceled},
+			fail: func(int) error { return Again(errBusy) }, wantCalls: 1, wantErr: []error{errBusy, context.Canceled},
 			maxTime: time.Second,
 		},
 	} {
