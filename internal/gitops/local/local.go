@@ -374,14 +374,14 @@ func (r *Repo) writeCommit(ctx context.Context, c gitops.NewCommit) (plumbing.Ha
 	var base plumbing.Hash
 	if c.BaseTree != "" {
 		if base, err = parseHash(c.BaseTree); err != nil {
-			return plumbing.ZeroHash, fmt.Errorf("base tree: %w", err)
+			return plumbing.ZeroHash, fmt.Errorf("%w: base tree: %w", gitops.ErrInvalid, err)
 		}
 	}
 	parents := make([]plumbing.Hash, 0, len(c.Parents))
 	for _, p := range c.Parents {
 		h, err := parseHash(p)
 		if err != nil {
-			return plumbing.ZeroHash, fmt.Errorf("parent: %w", err)
+			return plumbing.ZeroHash, fmt.Errorf("%w: parent: %w", gitops.ErrInvalid, err)
 		}
 		parents = append(parents, h)
 	}
@@ -461,11 +461,11 @@ func (r *Repo) moveBranch(ctx context.Context, ref, branch, from, to string) err
 	}
 	fromHash, err := parseHash(from)
 	if err != nil {
-		return fmt.Errorf("from: %w", err)
+		return fmt.Errorf("%w: from: %w", gitops.ErrInvalid, err)
 	}
 	toHash, err := parseHash(to)
 	if err != nil {
-		return fmt.Errorf("to: %w", err)
+		return fmt.Errorf("%w: to: %w", gitops.ErrInvalid, err)
 	}
 	var c *object.Commit
 	err = r.withObjects(ctx, func() error {

@@ -203,31 +203,5 @@ func (r *Repo) refPath(ref string) string {
 	return filepath.Join(r.gitDir, filepath.FromSlash(ref))
 }
 
-// checkBranch applies git's rules for ref names (git check-ref-format) to a
-// branch name, which also keeps the ref's path inside the git directory.
-func checkBranch(b string) error {
-	bad := func(why string) error { return fmt.Errorf("%w: invalid branch name %q: %s", gitops.ErrInvalid, b, why) }
-	switch {
-	case b == "":
-		return bad("empty")
-	case b == "@":
-		return bad(`"@"`)
-	case strings.HasSuffix(b, "/"), strings.HasSuffix(b, "."):
-		return bad(`ends with "/" or "."`)
-	case strings.Contains(b, ".."), strings.Contains(b, "@{"):
-		return bad(`contains ".." or "@{"`)
-	case strings.ContainsAny(b, " ~^:?*[\\\x7f"):
-		return bad("contains a forbidden character")
-	}
-	for _, c := range b {
-		if c < 0x20 {
-			return bad("contains a control character")
-		}
-	}
-	for _, name := range strings.Split(b, "/") {
-		if name == "" || strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".lock") {
-			return bad(`empty component, or one starting with "." or ending with ".lock"`)
-		}
-	}
-	return nil
-}
+// checkBranch checks a branch name by git's rules; see [gitops.CheckBranch].
+func checkBranch(b string) error { return gitops.CheckBranch(b) }
