@@ -19,7 +19,7 @@ var bot = gitops.Signature{Name: "pinroll", Email: "pinroll@example.com"}
 
 // newRepo returns a bare repository on disk whose branch main has one commit
 // holding files.
-func newRepo(t *testing.T, files map[string][]byte) *local.Repo {
+func newRepo(t testing.TB, files map[string][]byte) *local.Repo {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "repo.git")
 	if _, err := git.PlainInit(dir, true); err != nil {
@@ -119,4 +119,46 @@ func TestRollingMessageStaysSmall(t *testing.T) {
 	if len(m.Pins) != gitops.MaxListedPins || m.Earlier != pins-gitops.MaxListedPins || !m.Since.Equal(start) || len(m.Carried()) != 6 {
 		t.Errorf("parsed %d pins, %d earlier since %s, %d carried", len(m.Pins), m.Earlier, m.Since, len(m.Carried()))
 	}
+}
+
+// BenchmarkRollingAmend amends a rolling commit that has already folded in
+// 1,452 pins (issue 8.4's branch), reporting the message's size.
+func BenchmarkRollingAmend(b *testing.B) {
+	r := newRepo(b, map[string][]byte{"README.md": []byte("gitops\n")})
+	seed, err := r.Read(b.Context(), "main")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var msg strings.Builder
+	msg.WriteString("chore(dev): pin server\n\nPins, newest first:\n")
+	at := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	for i := 1452; i > 0; i-- {
+		fmt.Fprintf(&msg, "- dev/server sha256:%064x tag=latest at=%s\n", i, at.Add(time.Duration(i)*time.Minute).Format(time.RFC3339))
+	}
+	fmt.Fprintf(&msg, "\nPinroll-Kind: rolling\nPinroll-Env: dev\nPinroll-Pin: dev/server=sha256:%064x\n", 1452)
+	c, err := r.WriteCommit(b.Context(), gitops.NewCommit{BaseTree: seed.Commit.Tree, Parents: []string{seed.Commit.SHA}, Message: msg.String(), Author: bot, Committer: bot})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := r.MoveBranch(b.Context(), "main", seed.Commit.SHA, c); err != nil {
+		b.Fatal(err)
+	}
+	w := &gitops.Writer{Repo: r, Author: bot}
+	b.ResetTimer()
+	for i := range b.N {
+		digest := fmt.Sprintf("sha256:%064x", 2000+i)
+		_, err := w.Apply(b.Context(), "main", nil, func(gitops.Snapshot) (gitops.Change, error) {
+			return gitops.Change{Kind: gitops.KindRolling, Files: map[string][]byte{"d": []byte(digest)},
+				Pins: []gitops.Pin{{Env: "dev", Image: "server", Digest: digest, Tag: "latest", Time: at.Add(time.Duration(2000+i) * time.Minute)}}}, nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	tip, err := r.Read(b.Context(), "main")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(len(tip.Commit.Message)), "msg-bytes")
 }
