@@ -107,8 +107,9 @@ func (r *Repo) graphql(ctx context.Context, query string, vars map[string]any, o
 		if len(ans.Errors) > 0 {
 			gerrs = &gqlErrors{errs: ans.Errors, requestID: reqID}
 			if gerrs.has("RATE_LIMITED") || gerrs.has("RATE_LIMIT") {
+				err := r.lim.rateLimited(waits, graphqlResetWait(resp, r.lim.now()), resp.StatusCode, reqID, gerrs.errs[0].Message)
 				waits++
-				return r.lim.rateLimited(waits-1, graphqlResetWait(resp, r.lim.now()), resp.StatusCode, reqID, gerrs.errs[0].Message)
+				return err
 			}
 		}
 		if len(ans.Data) > 0 && string(ans.Data) != "null" && out != nil {

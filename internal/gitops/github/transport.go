@@ -75,7 +75,11 @@ func (l *limiter) policy(ctx context.Context, what string) retry.Policy {
 		Base:     l.backoff,
 		Reserve:  rateReserve,
 		OnRetry: func(attempt int, wait time.Duration, err error) {
-			l.log.WarnContext(ctx, "github call failed, retrying", "call", what, "error", l.redact(err.Error()), "attempt", attempt, "wait", wait.String())
+			msg := "github call failed, retrying"
+			if errors.Is(err, ErrRateLimited) {
+				msg = "github rate limit, waiting"
+			}
+			l.log.WarnContext(ctx, msg, "call", what, "error", l.redact(err.Error()), "attempt", attempt, "wait", wait.String())
 		},
 	}
 }

@@ -233,8 +233,9 @@ func (r *Repo) restCall(ctx context.Context, call func() (*ghResponse, error)) e
 		default:
 			return restError(ctx, err, resp)
 		}
+		err = r.lim.rateLimited(waits, wait, http.StatusForbidden, requestID(resp), "")
 		waits++
-		return r.lim.rateLimited(waits-1, wait, http.StatusForbidden, requestID(resp), "")
+		return err
 	})
 }
 
