@@ -118,7 +118,7 @@ func TestDigestNamedByManyMessages(t *testing.T) {
 		t.Fatalf("Digest = %v, %v", ok, err)
 	}
 	if got := strings.Join(d.Tags, ","); got != "latest,main,v1.2.3" {
-		t.Errorf("tags = %s, want latest,main,v1.2.3 (first seen first)", got)
+		t.Errorf("tags = %s, want latest,main,v1.2.3 (by name)", got)
 	}
 	if !d.FirstSeen.Equal(key(0).Time) || !d.LastSeen.Equal(key(n-1).Time) {
 		t.Errorf("seen %v..%v, want %v..%v", d.FirstSeen, d.LastSeen, key(0).Time, key(n-1).Time)
