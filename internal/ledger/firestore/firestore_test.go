@@ -359,3 +359,25 @@ func TestErrorsNameTheCall(t *testing.T) {
 		t.Errorf("error %v, want it to name the call", err)
 	}
 }
+
+// TestClock checks that the times the ledger stamps itself (a delivery's
+// "at", a hold's "since") come from the injected clock.
+func TestClock(t *testing.T) {
+	t.Parallel()
+	emulator.Firestore(t)
+	now := time.Date(2031, 2, 3, 4, 5, 6, 789_000_000, time.UTC)
+	l, err := Open(t.Context(), emulator.ProjectID(t), "", WithClock(func() time.Time { return now }))
+	must(t, err)
+	t.Cleanup(func() { _ = l.Close() })
+	ctx := t.Context()
+	must(t, l.MarkDelivery(ctx, "d-1", "pinned"))
+	must(t, l.SetHold(ctx, "dev", "server", true))
+	var d deliveryDoc
+	if _, err := getDoc(ctx, nil, l.deliveryRef("d-1"), &d); err != nil || !d.At.Equal(now) {
+		t.Errorf("delivery at %v (%v), want %v", d.At, err, now)
+	}
+	var h holdDoc
+	if _, err := getDoc(ctx, nil, l.holdRef("dev", "server"), &h); err != nil || !h.Since.Equal(now) {
+		t.Errorf("hold since %v (%v), want %v", h.Since, err, now)
+	}
+}
