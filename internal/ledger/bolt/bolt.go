@@ -315,18 +315,7 @@ func (l *Ledger) RecordDigest(ctx context.Context, image, digest, tag string, ke
 
 // Digest returns the record of one digest of image.
 func (l *Ledger) Digest(ctx context.Context, image, digest string) (ledger.Digest, bool, error) {
-	var (
-		rec digestRecord
-		ok  bool
-	)
-	err := l.view(ctx, func(tx *bbolt.Tx) error {
-		k, err := join(image, digest)
-		if err != nil {
-			return err
-		}
-		ok, err = get(tx.Bucket(bucketDigests), k, &rec)
-		return err
-	})
+	rec, ok, err := lookup[digestRecord](ctx, l, bucketDigests, image, digest)
 	if err != nil || !ok {
 		return ledger.Digest{}, false, wrapErr(err, "bolt: digest %s@%s", image, digest)
 	}
@@ -336,18 +325,7 @@ func (l *Ledger) Digest(ctx context.Context, image, digest string) (ledger.Diges
 // TagDigest returns the digest that tag of image names now: the one of the
 // newest message that carried the tag.
 func (l *Ledger) TagDigest(ctx context.Context, image, tag string) (string, bool, error) {
-	var (
-		rec tagRecord
-		ok  bool
-	)
-	err := l.view(ctx, func(tx *bbolt.Tx) error {
-		k, err := join(image, tag)
-		if err != nil {
-			return err
-		}
-		ok, err = get(tx.Bucket(bucketTags), k, &rec)
-		return err
-	})
+	rec, ok, err := lookup[tagRecord](ctx, l, bucketTags, image, tag)
 	if err != nil || !ok {
 		return "", false, wrapErr(err, "bolt: tag %s:%s", image, tag)
 	}
@@ -408,18 +386,7 @@ func (r entryRecord) entry() ledger.Entry {
 
 // Pin returns the pin of (env, image).
 func (l *Ledger) Pin(ctx context.Context, env, image string) (ledger.Pin, bool, error) {
-	var (
-		rec pinRecord
-		ok  bool
-	)
-	err := l.view(ctx, func(tx *bbolt.Tx) error {
-		k, err := join(env, image)
-		if err != nil {
-			return err
-		}
-		ok, err = get(tx.Bucket(bucketPins), k, &rec)
-		return err
-	})
+	rec, ok, err := lookup[pinRecord](ctx, l, bucketPins, env, image)
 	if err != nil || !ok {
 		return ledger.Pin{}, false, wrapErr(err, "bolt: pin %s/%s", env, image)
 	}
@@ -808,6 +775,20 @@ func join(names ...string) ([]byte, error) {
 		k = append(k, s...)
 	}
 	return k, nil
+}
+
+// lookup reads, in a transaction of its own, the record of bucket at the key
+// joined from names, and reports whether it was there.
+func lookup[T any](ctx context.Context, l *Ledger, bucket []byte, names ...string) (rec T, ok bool, err error) {
+	err = l.view(ctx, func(tx *bbolt.Tx) error {
+		k, err := join(names...)
+		if err != nil {
+			return err
+		}
+		ok, err = get(tx.Bucket(bucket), k, &rec)
+		return err
+	})
+	return rec, ok, err
 }
 
 // get decodes the value at k into v and reports whether it was there.
