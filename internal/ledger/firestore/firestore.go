@@ -806,19 +806,22 @@ func (l *Ledger) stream(ctx context.Context, s streamDoc, q ledger.HistoryQuery)
 
 // SetHold pauses (held) or resumes automatic updates of (env, image).
 func (l *Ledger) SetHold(ctx context.Context, env, image string, held bool) error {
-	if err := l.check(ctx); err != nil {
-		return l.wrap(err, "set hold %s/%s=%t", env, image, held)
-	}
 	ref := l.holdRef(env, image)
-	var err error
-	if held {
-		_, err = ref.Create(ctx, holdDoc{Env: env, Image: image, Since: utc(l.now())})
-		if status.Code(err) == codes.AlreadyExists {
-			err = nil // held already: keep the time it started
+	// A transaction, retried when aborted: claims read the hold document in
+	// theirs, and under contention a lone write can lose the lock race.
+	err := l.runTx(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		snap, err := tx.Get(ref)
+		if err != nil && !notFound(err) {
+			return err
 		}
-	} else {
-		_, err = ref.Delete(ctx)
-	}
+		switch {
+		case !held:
+			return tx.Delete(ref)
+		case snap.Exists():
+			return nil // held already: keep the time it started
+		}
+		return tx.Create(ref, holdDoc{Env: env, Image: image, Since: utc(l.now())})
+	})
 	return l.wrap(err, "set hold %s/%s=%t", env, image, held)
 }
 
