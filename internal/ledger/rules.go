@@ -2,8 +2,11 @@ package ledger
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -155,6 +158,45 @@ func (c Cursor) Admits(e Entry) bool {
 	}
 	at := Entry{Time: c.Time, Key: c.Key, Env: c.Env, Image: c.Image}
 	return HistoryOrder(at, e) < 0
+}
+
+// cursorText is the encoded form of a Cursor: the key id as bytes, so that
+// any id round-trips through JSON.
+type cursorText struct {
+	Time    time.Time `json:"t"`
+	KeyTime time.Time `json:"kt"`
+	KeyID   []byte    `json:"k"`
+	Env     string    `json:"e"`
+	Image   string    `json:"i"`
+}
+
+// String encodes c as an opaque, URL-safe token (for a `before` query
+// parameter); [ParseCursor] decodes it. The zero cursor is "".
+func (c Cursor) String() string {
+	if c.IsZero() {
+		return ""
+	}
+	data, err := json.Marshal(cursorText{Time: c.Time, KeyTime: c.Key.Time, KeyID: []byte(c.Key.ID), Env: c.Env, Image: c.Image})
+	if err != nil {
+		panic(fmt.Sprintf("ledger: encode cursor: %v", err)) // times are in range: cannot happen
+	}
+	return base64.RawURLEncoding.EncodeToString(data)
+}
+
+// ParseCursor decodes a token made by [Cursor.String]; "" is the zero cursor.
+func ParseCursor(s string) (Cursor, error) {
+	if s == "" {
+		return Cursor{}, nil
+	}
+	data, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return Cursor{}, fmt.Errorf("parse history cursor: %w", err)
+	}
+	var t cursorText
+	if err := json.Unmarshal(data, &t); err != nil {
+		return Cursor{}, fmt.Errorf("parse history cursor: %w", err)
+	}
+	return Cursor{Time: t.Time, Key: Key{Time: t.KeyTime, ID: string(t.KeyID)}, Env: t.Env, Image: t.Image}, nil
 }
 
 // Matches reports whether e matches the filters of q (not its cursor or limit).

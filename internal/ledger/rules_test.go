@@ -219,3 +219,29 @@ func TestHistoryOrderAndCursor(t *testing.T) {
 		t.Error("the zero cursor must admit every entry")
 	}
 }
+
+func TestCursorText(t *testing.T) {
+	t.Parallel()
+	for _, c := range []ledger.Cursor{
+		{},
+		{Time: t0, Key: key(1, "17"), Env: "dev", Image: "server"},
+		{Time: t0.Add(123456789), Key: key(2, "a\x00\xff/b"), Env: "dev eu", Image: "a/b"},
+	} {
+		s := c.String()
+		if strings.ContainsAny(s, "/+=?&% ") {
+			t.Errorf("cursor text %q is not URL-safe", s)
+		}
+		got, err := ledger.ParseCursor(s)
+		if err != nil {
+			t.Fatalf("ParseCursor(%q): %v", s, err)
+		}
+		if !got.Time.Equal(c.Time) || !got.Key.Equal(c.Key) || got.Env != c.Env || got.Image != c.Image {
+			t.Errorf("ParseCursor(String(%+v)) = %+v", c, got)
+		}
+	}
+	for _, bad := range []string{"!", "e30x", "bm90IGpzb24"} {
+		if _, err := ledger.ParseCursor(bad); err == nil {
+			t.Errorf("ParseCursor(%q) succeeded", bad)
+		}
+	}
+}
