@@ -205,39 +205,48 @@ func (q HistoryQuery) Matches(e Entry) bool {
 		(q.Digest == "" || e.Digest == q.Digest)
 }
 
-// maxKeptID is the longest id [StorageID] keeps as it is.
+// maxKeptID is the longest readable storage id.
 const maxKeptID = 128
 
-// hashedIDPrefix starts every hashed storage id; a kept id never starts with
-// "#", so the two cannot collide.
+// hashedIDPrefix starts every hashed storage id; a readable one never starts
+// with "#", so the two cannot collide.
 const hashedIDPrefix = "#sha256:"
 
 // StorageID maps a delivery or message id of any bytes and length to a key
-// every backend can store: a bbolt key (no NUL needed, far below its size
-// limit) and a Firestore document id (no "/", not "." or "..", not "__…",
-// at most 1500 bytes, valid UTF-8). A short id of printable ASCII is kept as
-// it is, so stored keys stay readable; any other id becomes "#sha256:" and
-// the hex SHA-256 of its bytes. Distinct ids give distinct storage ids.
+// every backend can store: a bbolt key (far below its size limit) and a
+// Firestore document id (no "/", not "." or "..", not "__…", at most 1500
+// bytes, valid UTF-8). A short id of printable ASCII is kept readable, with
+// "%", "/" and a leading "#" percent-escaped ("gar/17" → "gar%2F17"); any
+// other id becomes "#sha256:" and the hex SHA-256 of its bytes, which no
+// readable form starts with. Distinct ids give distinct storage ids.
 func StorageID(id string) string {
-	if keepID(id) {
-		return id
+	if s, ok := readableID(id); ok {
+		return s
 	}
 	sum := sha256.Sum256([]byte(id))
 	return hashedIDPrefix + hex.EncodeToString(sum[:])
 }
 
-// keepID reports whether id is its own storage id.
-func keepID(id string) bool {
-	if id == "" || len(id) > maxKeptID || id[0] == '#' || id == "." || id == ".." ||
-		strings.HasPrefix(id, "__") {
-		return false
+// readableID returns the readable storage id of id, if it has one.
+func readableID(id string) (string, bool) {
+	if id == "" || len(id) > maxKeptID || id == "." || id == ".." || strings.HasPrefix(id, "__") {
+		return "", false
 	}
+	var b strings.Builder
 	for i := 0; i < len(id); i++ {
-		if c := id[i]; c <= ' ' || c > '~' || c == '/' {
-			return false
+		switch c := id[i]; {
+		case c <= ' ' || c > '~':
+			return "", false
+		case c == '%' || c == '/' || (c == '#' && i == 0):
+			fmt.Fprintf(&b, "%%%02X", c)
+		default:
+			b.WriteByte(c)
 		}
 	}
-	return true
+	if b.Len() > maxKeptID {
+		return "", false
+	}
+	return b.String(), true
 }
 
 // SplitID splits an id of any bytes into what a store that keeps only valid

@@ -149,16 +149,30 @@ func TestSeeDigest(t *testing.T) {
 func TestStorageID(t *testing.T) {
 	t.Parallel()
 	long := strings.Repeat("x", 40<<10)
-	kept := []string{"17", "1234567890123456", "gar-17", "a.b", "_x", "x__", "a|b", "a%2Fb", strings.Repeat("k", 128)}
-	for _, id := range kept {
-		if got := ledger.StorageID(id); got != id {
-			t.Errorf("StorageID(%q) = %q, want it kept", id, got)
-		}
+	readable := []struct{ id, want string }{
+		{"17", "17"},
+		{"gar-17", "gar-17"},
+		{"a.b", "a.b"},
+		{"_x", "_x"},
+		{"x__", "x__"},
+		{"a|b", "a|b"},
+		{"gar/17", "gar%2F17"},
+		{"a%2Fb", "a%252Fb"},
+		{"#1", "%231"},
+		{"1#", "1#"},
+		{"/..", "%2F.."},
+		{strings.Repeat("k", 128), strings.Repeat("k", 128)},
 	}
-	odd := []string{"", "a\x00b", "\xff\xfe", long, long + "x", "a/b", ".", "..", "__x__", "__", "x y", "\t", "é",
-		strings.Repeat("k", 129), "#sha256:00", ledger.StorageID("\xff\xfe")}
+	ids := []string{"", "a\x00b", "\xff\xfe", long, long + "x", "a/b", ".", "..", "__x__", "__", "x y", "\t", "é",
+		strings.Repeat("k", 129), strings.Repeat("/", 50), "#sha256:00", ledger.StorageID("\xff\xfe")}
+	for _, r := range readable {
+		if got := ledger.StorageID(r.id); got != r.want {
+			t.Errorf("StorageID(%q) = %q, want %q", r.id, got, r.want)
+		}
+		ids = append(ids, r.id)
+	}
 	seen := map[string]string{}
-	for _, id := range append(kept, odd...) {
+	for _, id := range ids {
 		sid := ledger.StorageID(id)
 		if prev, dup := seen[sid]; dup {
 			t.Errorf("StorageID(%.20q) = StorageID(%.20q) = %q", id, prev, sid)
