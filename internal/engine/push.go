@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/pinroll/pinroll/internal/config"
@@ -159,15 +160,10 @@ func (e *Engine) push(ctx context.Context, m gar.Message, res Result) (Result, e
 }
 
 // claim makes m the desired pin of (env, img) in the ledger unless a newer
-// message already set it, and says what that means for m.
+// message already set it or the pair is held, and says what that means for m.
+// The ledger decides the hold in the claim's own transaction, so a hold set
+// at any moment before the claim is honoured.
 func (e *Engine) claim(ctx context.Context, env *config.Environment, img *config.Image, m gar.Message, key ledger.Key) (Outcome, error) {
-	held, err := e.ledger.Held(ctx, env.Name, img.Name)
-	if err != nil {
-		return "", fmt.Errorf("%w: read hold %s/%s: %w", ErrTransient, env.Name, img.Name, err)
-	}
-	if held {
-		return Held, nil
-	}
 	before, had, err := e.ledger.Pin(ctx, env.Name, img.Name)
 	if err != nil {
 		return "", fmt.Errorf("%w: read pin %s/%s: %w", ErrTransient, env.Name, img.Name, err)
@@ -176,6 +172,9 @@ func (e *Engine) claim(ctx context.Context, env *config.Environment, img *config
 		Env: env.Name, Image: img.Name, Digest: m.Digest, Tag: m.Tag,
 		Key: key, Cause: ledger.CauseGAR, Time: e.now(),
 	})
+	if errors.Is(err, ledger.ErrHeld) {
+		return Held, nil
+	}
 	if err != nil {
 		return "", fmt.Errorf("%w: claim pin %s/%s: %w", ErrTransient, env.Name, img.Name, err)
 	}

@@ -208,6 +208,15 @@ func (e *Engine) promote(ctx context.Context, env *config.Environment, img *conf
 		pin := ledger.Pin{Env: env.Name, Image: img.Name, Digest: digest, Tag: imageTag,
 			Key: key, Cause: ledger.CauseRelease, Time: e.now()}
 		_, applied, err := e.ledger.ClaimPin(ctx, pin)
+		if errors.Is(err, ledger.ErrHeld) {
+			// Not committed while held: the promotion waits for a resume.
+			p.State, p.Reason = ledger.PromotionPending, env.Name+" is held"
+			if err := e.ledger.PutPromotion(ctx, p); err != nil {
+				return r, "", fmt.Errorf("%w: store held promotion %s/%s %s: %w", ErrTransient, env.Name, img.Name, p.Tag, err)
+			}
+			r.Outcome = Held
+			return r, fmt.Sprintf("%s is held for %s: %s waits for a resume", env.Name, img.Name, p.Tag), nil
+		}
 		if err != nil {
 			return fmt.Errorf("%w: claim pin %s/%s: %w", ErrTransient, env.Name, img.Name, err)
 		}
