@@ -212,10 +212,11 @@ func (e *Engine) promote(ctx context.Context, env *config.Environment, img *conf
 			// Not committed while held: the promotion waits for a resume.
 			p.State, p.Reason = ledger.PromotionPending, env.Name+" is held"
 			if err := e.ledger.PutPromotion(ctx, p); err != nil {
-				return r, "", fmt.Errorf("%w: store held promotion %s/%s %s: %w", ErrTransient, env.Name, img.Name, p.Tag, err)
+				return fmt.Errorf("%w: store held promotion %s/%s %s: %w", ErrTransient, env.Name, img.Name, p.Tag, err)
 			}
-			r.Outcome = Held
-			return r, fmt.Sprintf("%s is held for %s: %s waits for a resume", env.Name, img.Name, p.Tag), nil
+			r.Outcome, done = Held, true
+			why = fmt.Sprintf("%s is held for %s: %s waits for a resume", env.Name, img.Name, p.Tag)
+			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("%w: claim pin %s/%s: %w", ErrTransient, env.Name, img.Name, err)
