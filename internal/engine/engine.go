@@ -212,6 +212,8 @@ func (e *Engine) reconcileLocked(ctx context.Context, branch string, kind gitops
 			edit := overlay.Edit{Name: t.image.Name, Digest: pin.Digest, NewName: t.image.Repository}
 			if t.env.IsRelease() {
 				edit.NewTag = pin.Tag
+			} else {
+				edit.TrackTag = t.env.Track // an existing newTag names the tag the digest follows
 			}
 			out, did, err := overlay.Apply(src, edit)
 			if err != nil {

@@ -97,6 +97,11 @@ type Edit struct {
 	Digest  string // "sha256:<64 lowercase hex>"; always required, see [ValidDigest]
 	NewTag  string // also set newTag when non-empty (release environments); "" leaves an existing newTag as it is
 	NewName string // newName of an entry Apply has to create (e.g. the full registry path); an existing newName is kept
+	// TrackTag, for track environments (SPEC §6.1), is the tag the digest follows: an entry
+	// that already has a newTag gets this one, so a reader sees "latest@sha256:…" and not a
+	// stale version next to the digest; an entry without newTag (or a new entry) gets none.
+	// Ignored when NewTag is set.
+	TrackTag string
 }
 
 var (
@@ -118,6 +123,8 @@ func (e Edit) validate() error {
 		return fmt.Errorf("overlay: %w: digest %q: want \"sha256:\" and 64 lowercase hex digits", ErrInvalidEdit, e.Digest)
 	case e.NewTag != "" && !tagRE.MatchString(e.NewTag):
 		return fmt.Errorf("overlay: %w: tag %q is not a valid image tag", ErrInvalidEdit, e.NewTag)
+	case e.TrackTag != "" && !tagRE.MatchString(e.TrackTag):
+		return fmt.Errorf("overlay: %w: tracked tag %q is not a valid image tag", ErrInvalidEdit, e.TrackTag)
 	}
 	return nil
 }
@@ -159,7 +166,8 @@ func Find(src []byte, name string) (Image, bool, error) {
 
 // Apply pins an image in the kustomization in src as e describes and returns the new bytes and
 // whether anything changed. On the entry named e.Name it sets digest, and newTag if e.NewTag is
-// set; other fields, newName included, are kept. If there is no such entry, Apply appends one
+// set (or to e.TrackTag if the entry has a newTag); other fields, newName included, are kept.
+// If there is no such entry, Apply appends one
 // (name, newName if e.NewName is set, newTag if e.NewTag is set, digest), creating the images
 // list if needed. When nothing changes, out is src itself, byte for byte. See the package
 // documentation for what the edit may re-format.
@@ -184,8 +192,11 @@ func Apply(src []byte, e Edit) (out []byte, changed bool, err error) {
 
 	if en := list.find(e.Name); en != nil {
 		changed = setString(en.node, keyDigest, e.Digest)
-		if e.NewTag != "" {
+		switch {
+		case e.NewTag != "":
 			changed = setString(en.node, keyNewTag, e.NewTag) || changed
+		case e.TrackTag != "" && en.image.NewTag != "":
+			changed = setString(en.node, keyNewTag, e.TrackTag) || changed
 		}
 	} else {
 		if err := list.appendEntry(doc, e); err != nil {

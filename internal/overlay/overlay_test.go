@@ -44,6 +44,8 @@ var goldenCases = []struct {
 	{"unusual-layout", Edit{Name: "server", Digest: digestNew}, true},
 	{"empty-list", Edit{Name: "server", NewName: registryServer, Digest: digestNew}, true},
 	{"null-images", Edit{Name: "server", NewName: registryServer, Digest: digestNew}, true},
+	{"track-stale-tag", Edit{Name: "server", NewName: registryServer, TrackTag: "latest", Digest: digestNew}, true},
+	{"track-no-tag", Edit{Name: "server", NewName: registryServer, TrackTag: "latest", Digest: digestNew}, true},
 }
 
 func TestApplyGolden(t *testing.T) {
