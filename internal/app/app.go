@@ -40,6 +40,9 @@ type App struct {
 // (os.Getenv outside tests); log receives start-up warnings.
 func Open(ctx context.Context, cfg *config.Config, getenv func(string) string, log *slog.Logger) (*App, error) {
 	a := &App{Config: cfg}
+	for _, w := range cfg.Warnings() {
+		log.Warn("config: " + w)
+	}
 	var err error
 	if a.Ledger, err = OpenLedger(ctx, cfg.Ledger); err != nil {
 		return nil, err
