@@ -1,0 +1,299 @@
+package kustomize
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+	kustypes "sigs.k8s.io/kustomize/api/types"
+
+	"github.com/pinroll/pinroll/internal/config"
+	"github.com/pinroll/pinroll/internal/gitops"
+)
+
+// Reader reads files at the tip of a branch; [gitops.Repo] is one.
+type Reader interface {
+	Read(ctx context.Context, branch string, paths ...string) (gitops.Snapshot, error)
+}
+
+// node is one kustomization directory reached from an overlay.
+type node struct {
+	file  string   // path of its kustomization file; "" when there is none
+	names []named  // what it names, as written
+	refs  []string // the local directories and files it names, resolved
+	// problems found reading it: a parse error, a missing or remote reference,
+	// helm charts. Each is one line without the environment's name.
+	problems []Problem
+}
+
+// graph is what a load read: the files, and the kustomization directories.
+type graph struct {
+	commit string
+	files  map[string][]byte
+	dirs   map[string]*node
+	reads  int
+}
+
+// maxRestarts bounds how often load starts over when the branch moves
+// between two of its reads.
+const maxRestarts = 3
+
+// load reads the kustomizations at roots and everything they reach on branch,
+// level by level: one Read per level of the graph (a directory's kustomization
+// is asked for under each name kustomize accepts, in the same call). All the
+// reads see one commit: if the branch moves meanwhile, load starts over.
+func load(ctx context.Context, r Reader, branch string, roots []string) (*graph, error) {
+	reads := 0
+	for range maxRestarts {
+		g, err := loadOnce(ctx, r, branch, roots)
+		if g != nil {
+			reads += g.reads
+			g.reads = reads
+		}
+		if !errors.Is(err, errMoved) {
+			return g, err
+		}
+	}
+	return nil, fmt.Errorf("read %s: the branch kept moving during the check; run it again", branch)
+}
+
+var errMoved = errors.New("branch moved")
+
+// ref kinds: what a name in a kustomization may be.
+const (
+	wantDir    = iota // a directory holding a kustomization (components)
+	wantFile          // a file (patches, generator sources, crds, ...)
+	wantEither        // a file or a kustomization directory (resources, bases, ...)
+)
+
+type pending struct {
+	from  string // directory of the kustomization that names it
+	field string // the field naming it, for messages
+	name  string // as written
+	path  string // resolved, relative to the repository root
+	kind  int
+}
+
+func loadOnce(ctx context.Context, r Reader, branch string, roots []string) (*graph, error) {
+	g := &graph{files: map[string][]byte{}, dirs: map[string]*node{}}
+	var level []pending
+	for _, root := range roots {
+		level = append(level, pending{path: root, kind: wantDir})
+	}
+	seen := map[string]bool{}
+	for len(level) > 0 {
+		var paths []string
+		for _, p := range level {
+			if p.kind == wantDir || (p.kind == wantEither && !looksLikeFile(p.name)) {
+				for _, n := range config.KustomizationNames {
+					paths = append(paths, join(p.path, n))
+				}
+			}
+			if p.kind == wantFile || (p.kind == wantEither && looksLikeFile(p.name)) {
+				paths = append(paths, p.path)
+			}
+		}
+		snap, err := r.Read(ctx, branch, paths...)
+		g.reads++
+		if err != nil {
+			return g, fmt.Errorf("read %s: %w", branch, err)
+		}
+		if g.commit == "" {
+			g.commit = snap.Commit.SHA
+		} else if g.commit != snap.Commit.SHA {
+			return g, errMoved
+		}
+		var next []pending
+		for _, p := range level {
+			if p.kind != wantFile {
+				if file, src, ok := kustomizationIn(snap.Files, p.path); ok {
+					g.files[file] = src
+					n := parseNode(file, src)
+					g.dirs[p.path] = n
+					for _, q := range n.pendings(p.path) {
+						key := fmt.Sprint(q.kind, q.path)
+						if !seen[key] {
+							seen[key] = true
+							next = append(next, q)
+						}
+					}
+					continue
+				}
+			}
+			if src, ok := snap.Files[p.path]; ok && p.kind != wantDir {
+				g.files[p.path] = src
+				continue
+			}
+			if p.from == "" { // a root: reported by the check, with its path
+				g.dirs[p.path] = &node{}
+				continue
+			}
+			g.dirs[p.from].problems = append(g.dirs[p.from].problems, missing(g.dirs[p.from].file, p, g.commit))
+		}
+		level = next
+	}
+	return g, nil
+}
+
+// kustomizationIn finds the kustomization file of dir among files.
+func kustomizationIn(files map[string][]byte, dir string) (string, []byte, bool) {
+	for _, n := range config.KustomizationNames {
+		p := join(dir, n)
+		if src, ok := files[p]; ok {
+			return p, src, true
+		}
+	}
+	return "", nil, false
+}
+
+func missing(from string, p pending, commit string) Problem {
+	what := "no such file or kustomization directory"
+	switch p.kind {
+	case wantDir:
+		what = "no kustomization.yaml there"
+	case wantFile:
+		what = "no such file"
+	}
+	return Problem{Severity: Error, Kind: KindMissingPath,
+		Message: fmt.Sprintf("%s: %s `%s` → %s: %s at %s — fix the path or add the file", from, p.field, p.name, p.path, what, short(commit))}
+}
+
+// looksLikeFile reports whether a resources entry names a file: kustomize
+// resources are YAML or JSON files or directories. A directory path is never
+// asked for as a file (GitHub's API refuses the whole read then).
+func looksLikeFile(name string) bool {
+	ext := strings.ToLower(path.Ext(name))
+	return ext == ".yaml" || ext == ".yml" || ext == ".json"
+}
+
+// parseNode parses the kustomization file at file and lists what it names.
+func parseNode(file string, src []byte) *node {
+	n := &node{file: file}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(src, &doc); err != nil {
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		n.problems = append(n.problems, Problem{Severity: Error, Kind: KindParse,
+			Message: fmt.Sprintf("%s does not parse: %s — fix the YAML", file, msg)})
+		return n
+	}
+	var k kustypes.Kustomization
+	if err := k.Unmarshal(src); err != nil {
+		n.problems = append(n.problems, Problem{Severity: Error, Kind: KindParse,
+			Message: fmt.Sprintf("%s is not a valid kustomization: %s — fix it (kustomize build says the same)", file, oneLine(err.Error()))})
+		return n
+	}
+	k.FixKustomization()
+	if len(k.HelmCharts) > 0 || len(k.HelmChartInflationGenerator) > 0 {
+		n.problems = append(n.problems, Problem{Severity: Warning, Kind: KindNotCheckable,
+			Message: fmt.Sprintf("%s inflates helmCharts: not checkable (pinroll never runs helm) — check the pin with `kustomize build --enable-helm`", file)})
+	}
+	n.names = names(&k)
+	return n
+}
+
+// named is one name a kustomization gives, and what it must be.
+type named struct {
+	field, name string
+	kind        int
+}
+
+func names(k *kustypes.Kustomization) []named {
+	var out []named
+	add := func(field string, kind int, list ...string) {
+		for _, v := range list {
+			if v != "" && !strings.Contains(v, "\n") { // inline YAML is not a path
+				out = append(out, named{field, v, kind})
+			}
+		}
+	}
+	add("resources", wantEither, k.Resources...)
+	add("components", wantDir, k.Components...)
+	add("crds", wantFile, k.Crds...)
+	add("configurations", wantFile, k.Configurations...)
+	add("generators", wantEither, k.Generators...)
+	add("transformers", wantEither, k.Transformers...)
+	add("validators", wantEither, k.Validators...)
+	for _, p := range k.PatchesStrategicMerge {
+		add("patchesStrategicMerge", wantFile, string(p))
+	}
+	for _, p := range k.Patches {
+		add("patches[].path", wantFile, p.Path)
+	}
+	for _, p := range k.PatchesJson6902 {
+		add("patchesJson6902[].path", wantFile, p.Path)
+	}
+	for _, r := range k.Replacements {
+		add("replacements[].path", wantFile, r.Path)
+	}
+	add("openapi.path", wantFile, k.OpenAPI["path"])
+	gen := func(field string, s kustypes.KvPairSources) {
+		for _, f := range s.FileSources {
+			if _, p, ok := strings.Cut(f, "="); ok {
+				f = p
+			}
+			add(field+".files", wantFile, f)
+		}
+		add(field+".envs", wantFile, s.EnvSources...)
+		add(field+".env", wantFile, s.EnvSource)
+	}
+	for _, g := range k.ConfigMapGenerator {
+		gen("configMapGenerator", g.KvPairSources)
+	}
+	for _, g := range k.SecretGenerator {
+		gen("secretGenerator", g.KvPairSources)
+	}
+	return out
+}
+
+// pendings resolves the names of n, a kustomization in dir: the local ones to
+// read next; a remote one or one outside the repository is a problem of n.
+func (n *node) pendings(dir string) []pending {
+	var out []pending
+	for _, nm := range n.names {
+		if nm.kind != wantFile && isRemote(nm.name) {
+			n.problems = append(n.problems, Problem{Severity: Warning, Kind: KindNotCheckable,
+				Message: fmt.Sprintf("%s: %s `%s` is a remote base: not checkable (pinroll never fetches it) — check the pin with `kustomize build`", n.file, nm.field, nm.name)})
+			continue
+		}
+		p := join(dir, nm.name)
+		if p == ".." || strings.HasPrefix(p, "../") || path.IsAbs(nm.name) {
+			n.problems = append(n.problems, Problem{Severity: Error, Kind: KindMissingPath,
+				Message: fmt.Sprintf("%s: %s `%s` is outside the repository — keep the overlay's files in the repository", n.file, nm.field, nm.name)})
+			continue
+		}
+		n.refs = append(n.refs, p)
+		out = append(out, pending{from: dir, field: nm.field, name: nm.name, path: p, kind: nm.kind})
+	}
+	return out
+}
+
+// isRemote reports whether a resources entry is a remote target kustomize
+// would fetch: a URL, an scp-like git address, or a path starting with a host
+// name (github.com/org/repo//dir?ref=v1).
+func isRemote(name string) bool {
+	if strings.Contains(name, "://") || strings.HasPrefix(name, "git@") || strings.Contains(name, "?ref=") {
+		return true
+	}
+	first, _, _ := strings.Cut(name, "/")
+	return strings.Contains(first, ".") && first != "." && first != ".." && !looksLikeFile(name) &&
+		slices.ContainsFunc([]string{".com", ".org", ".io", ".net", ".dev"}, func(s string) bool { return strings.HasSuffix(first, s) })
+}
+
+// join joins a repository-relative directory and a relative name; "" and "."
+// are the repository's root.
+func join(dir, name string) string {
+	return strings.TrimPrefix(path.Join(dir, name), "./")
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+func short(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	return sha
+}
