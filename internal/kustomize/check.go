@@ -263,7 +263,7 @@ func checkImage(im *config.Image, entries []overlay.Image, real, probed []string
 		}
 	}
 	if len(reached) == 0 {
-		return res, nameMismatch(im, entry, probed)
+		return res, nameMismatch(im, entry, real)
 	}
 	for _, name := range reached {
 		if name == im.Repository {
