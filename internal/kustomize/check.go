@@ -199,11 +199,17 @@ func checkEnv(cfg *config.Config, env *config.Environment, g *graph) (er EnvRepo
 			carried = append(carried, &cfg.Images[i])
 		}
 	}
-	entries, err := overlay.Images(files[root.file])
-	if err != nil {
-		er.Problems = append(er.Problems, Problem{Severity: Error, Kind: KindParse,
-			Message: fmt.Sprintf("%s: %s — fix the images list", root.file, strings.TrimPrefix(err.Error(), "overlay: "))})
-		return er
+	var entries []overlay.Image // the carried images' entries
+	for _, im := range carried {
+		en, ok, err := overlay.Find(files[root.file], im.Name)
+		if err != nil {
+			er.Problems = append(er.Problems, Problem{Severity: Error, Kind: KindParse,
+				Message: fmt.Sprintf("%s: %s — fix the images list", root.file, strings.TrimPrefix(err.Error(), "overlay: "))})
+			return er
+		}
+		if ok {
+			entries = append(entries, en)
+		}
 	}
 
 	// The overlay as it is: the pins it carries must reach the containers.
