@@ -72,15 +72,15 @@ func TestCheckCommand(t *testing.T) {
 			name: "demo is clean",
 			code: 0,
 			want: []string{
-				"ok: dev: server not pinned yet; entry `server` reaches 1 container(s)",
-				"ok: prod: server not pinned yet; entry `server` reaches 1 container(s)",
+				"ok: dev: server not pinned yet; its entry reaches " + serverRepo + ":latest in 1 container(s)",
+				"ok: prod: server not pinned yet; its entry reaches " + serverRepo + ":v0.1.0 in 1 container(s)",
 			},
 		},
 		{
 			name: "one environment",
 			args: []string{"--env", "prod"},
 			code: 0,
-			want: []string{"ok: prod: server not pinned yet; entry `server` reaches 1 container(s)"},
+			want: []string{"ok: prod: server not pinned yet; its entry reaches " + serverRepo + ":v0.1.0 in 1 container(s)"},
 		},
 		{
 			name:   "an image no container uses",
@@ -88,9 +88,9 @@ func TestCheckCommand(t *testing.T) {
 			code:   1,
 			want: []string{
 				"error: dev: images[].name `worker` matches no container image (pinroll would create this entry); the rendered containers use `" + serverRepo + ":latest` — name the entry (and the image in pinroll's config) after the one it should pin",
-				"ok: dev: server not pinned yet; entry `server` reaches 1 container(s)",
+				"ok: dev: server not pinned yet; its entry reaches " + serverRepo + ":latest in 1 container(s)",
 				"error: prod: images[].name `worker` matches no container image (pinroll would create this entry); the rendered containers use `" + serverRepo + ":v0.1.0` — name the entry (and the image in pinroll's config) after the one it should pin",
-				"ok: prod: server not pinned yet; entry `server` reaches 1 container(s)",
+				"ok: prod: server not pinned yet; its entry reaches " + serverRepo + ":v0.1.0 in 1 container(s)",
 			},
 			wantStderr: "pinroll check: problems in dev, prod: fix each as its line says, then run pinroll check again\n",
 		},

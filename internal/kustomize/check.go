@@ -65,8 +65,8 @@ type ImageResult struct {
 	// none yet: the first pin creates it).
 	Entry  string `json:"entry,omitempty"`
 	Digest string `json:"digest,omitempty"` // the pinned digest, "" before the first pin
-	// Containers are the rendered images the entry reaches (with the pinned
-	// digest, or an illustrative one before the first pin).
+	// Containers are the rendered images the entry reaches: at the pinned
+	// digest, or before the first pin as they are without one.
 	Containers []string `json:"containers,omitempty"`
 	OK         bool     `json:"ok"`
 }
@@ -116,12 +116,12 @@ func (r Report) Lines() []string {
 			if !im.OK {
 				continue
 			}
-			switch {
-			case im.Digest != "":
-				out = append(out, fmt.Sprintf("ok: %s: %s renders %s in %d container(s)", e.Env, im.Image, strings.Join(slices.Compact(slices.Clone(im.Containers)), ", "), len(im.Containers)))
-			default:
-				out = append(out, fmt.Sprintf("ok: %s: %s not pinned yet; entry `%s` reaches %d container(s)", e.Env, im.Image, im.Image, len(im.Containers)))
+			what := "renders"
+			if im.Digest == "" {
+				what = "not pinned yet; its entry reaches"
 			}
+			out = append(out, fmt.Sprintf("ok: %s: %s %s %s in %d container(s)", e.Env, im.Image, what,
+				strings.Join(slices.Compact(slices.Clone(im.Containers)), ", "), len(im.Containers)))
 		}
 	}
 	return out
@@ -289,7 +289,7 @@ func checkImage(im *config.Image, entries []overlay.Image, real, probed []string
 		res.OK = true
 		for _, c := range probed {
 			if _, d := split(c); d == pd {
-				res.Containers = append(res.Containers, c)
+				res.Containers = append(res.Containers, strings.TrimSuffix(c, "@"+pd))
 			}
 		}
 		return res, nil
