@@ -193,7 +193,7 @@ func TestOnGitHubWebhook(t *testing.T) {
 	f := newFixture(t)
 	m := push("v", digest(7))
 	m.Tag = "v1.4.0"
-	if _, err := f.t.eng.Push(t.Context(), m); err != nil {
+	if _, err := server.PushGAR(t.Context(), f.t.eng, m, nil); err != nil {
 		t.Fatal(err)
 	}
 	body := `{"action":"published","release":{"tag_name":"v1.4.0","html_url":"https://github.com/example/backend/releases/tag/v1.4.0"},"repository":{"full_name":"example/backend"}}`

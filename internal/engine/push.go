@@ -3,12 +3,38 @@ package engine
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/pinroll/pinroll/internal/config"
-	"github.com/pinroll/pinroll/internal/gar"
 	"github.com/pinroll/pinroll/internal/gitops"
 	"github.com/pinroll/pinroll/internal/ledger"
+	"github.com/pinroll/pinroll/internal/logging"
 )
+
+// ImagePush is one Artifact Registry notification, as the edges (POST /gar,
+// the OnImagePushed function target, pull mode) decode it (SPEC §4.1).
+type ImagePush struct {
+	// ID is the Pub/Sub message id: the delivery, deduplicated.
+	ID string
+	// PublishTime is the Pub/Sub publishTime: with ID, the ordering key. The
+	// zero time orders before every other.
+	PublishTime time.Time
+	// Action is "INSERT" or "DELETE".
+	Action string
+	// Repository is the image repository without tag or digest, such as
+	// asia-northeast2-docker.pkg.dev/PROJECT/backend/server.
+	Repository string
+	// Digest is "sha256:<64 hex>".
+	Digest string
+	// Tag is the tag pushed, or "" for an untagged push.
+	Tag string
+}
+
+// MaxClockSkew is how far ahead of the engine's clock a publish time may be.
+// Pub/Sub stamps publishTime itself: a message further ahead is forged or
+// comes from a broken clock, and accepting it would pin a key no real push
+// could beat, freezing the environment (SPEC §4.1).
+const MaxClockSkew = 10 * time.Minute
 
 // Push handles one Artifact Registry notification (SPEC §4.1). It returns an
 // error only for failures worth a redelivery; every other case, including a
@@ -19,45 +45,65 @@ import (
 // recorded as not applying. The delivery id is marked handled last, so a crash
 // anywhere before makes the redelivery do the work again, and finding git
 // already pinned it only records it.
-func (e *Engine) Push(ctx context.Context, m gar.Message) (Result, error) {
+//
+// A publish time more than [MaxClockSkew] ahead of the engine's clock is
+// answered [Rejected] before anything is read or written.
+func (e *Engine) Push(ctx context.Context, m ImagePush) (Result, error) {
 	res := Result{Digest: m.Digest, Tag: m.Tag}
+	if ahead := m.PublishTime.Sub(e.now()); ahead > MaxClockSkew {
+		res.Outcome = Rejected
+		res.Reason = fmt.Sprintf("publishTime %s is %s ahead of this server's clock (more than %s): forged, or a clock is broken",
+			m.PublishTime.UTC().Format(time.RFC3339), ahead.Round(time.Second), MaxClockSkew)
+		return res, nil
+	}
 	if m.ID == "" {
 		return e.push(ctx, m, res)
 	}
 	return e.once(ctx, "gar/"+m.ID, res, func(res Result) (Result, error) { return e.push(ctx, m, res) })
 }
 
+// MaxDeliveryBytes bounds a delivery id (with its "gar/" or "github/"
+// prefix). Pub/Sub message ids are a few dozen digits and GitHub's are UUIDs;
+// a longer one is answered [Rejected]. Any bytes within the bound are handled:
+// the ledger stores every id safely and logs clip and escape it.
+const MaxDeliveryBytes = 1024
+
 // once runs handle for a delivery that was not handled before, and marks it
 // handled with its outcome only after handle succeeded: a failure anywhere
 // before makes the redelivery do the work again. A delivery seen before
 // answers unchanged, with Duplicate set.
 func (e *Engine) once(ctx context.Context, delivery string, res Result, handle func(Result) (Result, error)) (Result, error) {
+	if len(delivery) > MaxDeliveryBytes {
+		res.Outcome = Rejected
+		res.Reason = fmt.Sprintf("delivery id of %d bytes (at most %d): no Pub/Sub or GitHub id is that long", len(delivery), MaxDeliveryBytes)
+		return res, nil
+	}
 	out, seen, err := e.ledger.Delivery(ctx, delivery)
 	if err != nil {
-		return res, fmt.Errorf("%w: read delivery %s: %w", ErrTransient, delivery, err)
+		return res, fmt.Errorf("%w: read delivery %s: %w", ErrTransient, logging.Quote(delivery), err)
 	}
 	if seen {
 		res.Outcome, res.Duplicate = Unchanged, true
-		res.Reason = "delivery " + delivery + " was already handled (" + out + ")"
+		res.Reason = "delivery " + logging.Quote(delivery) + " was already handled (" + out + ")"
 		return res, nil
 	}
 	if res, err = handle(res); err != nil {
 		return res, err
 	}
 	if err := e.ledger.MarkDelivery(ctx, delivery, string(res.Outcome)); err != nil {
-		return res, fmt.Errorf("%w: mark delivery %s: %w", ErrTransient, delivery, err)
+		return res, fmt.Errorf("%w: mark delivery %s: %w", ErrTransient, logging.Quote(delivery), err)
 	}
 	return res, nil
 }
 
-func (e *Engine) push(ctx context.Context, m gar.Message, res Result) (Result, error) {
+func (e *Engine) push(ctx context.Context, m ImagePush, res Result) (Result, error) {
 	if m.Action != "INSERT" {
-		res.Outcome, res.Reason = Ignored, m.Action+" notifications never unpin: the pin stays until a newer push or a manual deploy"
+		res.Outcome, res.Reason = Ignored, logging.Clip(m.Action)+" notifications never unpin: the pin stays until a newer push or a manual deploy"
 		return res, nil
 	}
 	img, ok := e.cfg.ImageByRepository(m.Repository)
 	if !ok {
-		res.Outcome, res.Reason = Ignored, "no configured image has repository "+m.Repository
+		res.Outcome, res.Reason = Ignored, "no configured image has repository "+logging.Clip(m.Repository)
 		return res, nil
 	}
 	res.Image = img.Name
@@ -160,7 +206,7 @@ func (e *Engine) push(ctx context.Context, m gar.Message, res Result) (Result, e
 
 // claim makes m the desired pin of (env, img) in the ledger unless a newer
 // message already set it, and says what that means for m.
-func (e *Engine) claim(ctx context.Context, env *config.Environment, img *config.Image, m gar.Message, key ledger.Key) (Outcome, error) {
+func (e *Engine) claim(ctx context.Context, env *config.Environment, img *config.Image, m ImagePush, key ledger.Key) (Outcome, error) {
 	held, err := e.ledger.Held(ctx, env.Name, img.Name)
 	if err != nil {
 		return "", fmt.Errorf("%w: read hold %s/%s: %w", ErrTransient, env.Name, img.Name, err)
