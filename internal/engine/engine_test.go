@@ -48,6 +48,7 @@ type with struct {
 	config func(gitDir string) *config.Config
 	ledger func(ledger.Ledger) ledger.Ledger
 	repo   func(gitops.Repo) gitops.Repo
+	now    func() time.Time
 }
 
 func newFixture(t testing.TB, w with) *fixture {
@@ -76,6 +77,7 @@ func newFixture(t testing.TB, w with) *fixture {
 	if w.repo != nil {
 		o.Repo = w.repo(r)
 	}
+	o.Now = w.now
 	return &fixture{eng: engine.New(o), ledger: l, gitDir: gitDir}
 }
 

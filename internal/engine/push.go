@@ -3,7 +3,10 @@ package engine
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/pinroll/pinroll/internal/config"
 	"github.com/pinroll/pinroll/internal/gitops"
@@ -63,19 +66,33 @@ func (e *Engine) Push(ctx context.Context, m ImagePush) (Result, error) {
 }
 
 // MaxDeliveryBytes bounds a delivery id (with its "gar/" or "github/"
-// prefix). Pub/Sub message ids are a few dozen digits and GitHub's are UUIDs;
-// a longer one is answered [Rejected]. Any bytes within the bound are handled:
-// the ledger stores every id safely and logs clip and escape it.
+// prefix). Pub/Sub message ids are a few dozen digits and GitHub's are UUIDs.
 const MaxDeliveryBytes = 1024
+
+// unusableDelivery says why a delivery id cannot be used, or "" when it can:
+// it must be at most [MaxDeliveryBytes] of valid UTF-8 without control
+// characters. No Pub/Sub, Eventarc or GitHub id comes close; anything else
+// is forged or broken, and is answered [Rejected] before anything is read
+// or written. (The ledger stores any id safely all the same.)
+func unusableDelivery(delivery string) string {
+	switch {
+	case len(delivery) > MaxDeliveryBytes:
+		return fmt.Sprintf("delivery id of %d bytes (at most %d)", len(delivery), MaxDeliveryBytes)
+	case !utf8.ValidString(delivery):
+		return "delivery id " + logging.Quote(delivery) + " is not valid UTF-8"
+	case strings.ContainsFunc(delivery, unicode.IsControl):
+		return "delivery id " + logging.Quote(delivery) + " contains control characters"
+	}
+	return ""
+}
 
 // once runs handle for a delivery that was not handled before, and marks it
 // handled with its outcome only after handle succeeded: a failure anywhere
 // before makes the redelivery do the work again. A delivery seen before
 // answers unchanged, with Duplicate set.
 func (e *Engine) once(ctx context.Context, delivery string, res Result, handle func(Result) (Result, error)) (Result, error) {
-	if len(delivery) > MaxDeliveryBytes {
-		res.Outcome = Rejected
-		res.Reason = fmt.Sprintf("delivery id of %d bytes (at most %d): no Pub/Sub or GitHub id is that long", len(delivery), MaxDeliveryBytes)
+	if why := unusableDelivery(delivery); why != "" {
+		res.Outcome, res.Reason = Rejected, why
 		return res, nil
 	}
 	out, seen, err := e.ledger.Delivery(ctx, delivery)
