@@ -2,23 +2,19 @@ package server_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/pinroll/pinroll/internal/app"
-	"github.com/pinroll/pinroll/internal/config"
-	"github.com/pinroll/pinroll/internal/logging"
+	"github.com/pinroll/pinroll/internal/app/apptest"
 	"github.com/pinroll/pinroll/internal/server"
 	"github.com/pinroll/pinroll/internal/testing/gittest"
 	"github.com/pinroll/pinroll/internal/testing/testlog"
@@ -42,22 +38,9 @@ type world struct {
 
 func newWorld(t testing.TB) *world {
 	t.Helper()
-	repo, yaml := gittest.SeedDemo(t)
-	yaml = strings.Replace(yaml, "    repository: "+serverRepo+"\n", "    repository: "+serverRepo+"\n    source: example/backend\n", 1)
-	yaml += "  - name: prod\n    path: k8s/namespaces/backend/overlays/prod\n    release: {}\n"
-	cfg, err := config.Parse([]byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &testlog.Buffer{}
-	log := logging.New(logs, slog.LevelInfo)
-	a, err := app.Open(context.Background(), cfg, func(string) string { return "" }, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = a.Close() })
-	srv := server.New(server.Options{Engine: a.Engine, Logger: log, WebhookSecret: webhookSecret})
-	return &world{srv: srv, repo: repo, logs: logs}
+	a := apptest.Open(t)
+	srv := server.New(server.Options{Engine: a.App.Engine, Logger: a.Log, WebhookSecret: webhookSecret})
+	return &world{srv: srv, repo: a.Repo, logs: a.Logs}
 }
 
 // reply is an answer of the server.

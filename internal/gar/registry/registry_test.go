@@ -12,11 +12,9 @@ import (
 	"github.com/pinroll/pinroll/internal/testing/fakegar"
 )
 
-const (
-	testRepo    = "asia-northeast2-docker.pkg.dev/proj/backend/server"
-	testDigest  = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-	testDigest2 = "sha256:fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
-)
+const testRepo = "asia-northeast2-docker.pkg.dev/proj/backend/server"
+
+var testDigest, testDigest2 = "sha256:" + strings.Repeat("01", 32), "sha256:" + strings.Repeat("fe", 32)
 
 func TestTagDigest(t *testing.T) {
 	t.Parallel()
