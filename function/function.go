@@ -102,7 +102,7 @@ func (t *target) onImagePushed(ctx context.Context, ev event.Event) error {
 func decode(ctx context.Context, ev event.Event) (gar.Message, error) {
 	req, err := cehttp.NewHTTPRequestFromEvent(ctx, "http://function.invalid/", ev)
 	if err != nil {
-		return gar.Message{}, fmt.Errorf("%w: encode CloudEvent %s: %w", gar.ErrUnreadable, ev.ID(), err)
+		return gar.Message{}, fmt.Errorf("%w: encode CloudEvent %s: %w", gar.ErrUnreadable, logging.Clip(ev.ID()), err)
 	}
 	return gar.Decode(req, 0)
 }
