@@ -2,11 +2,9 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/pinroll/pinroll/internal/config"
 	"github.com/pinroll/pinroll/internal/gitops"
@@ -65,36 +63,11 @@ func (e *Engine) Push(ctx context.Context, m ImagePush) (Result, error) {
 	return e.once(ctx, "gar/"+m.ID, res, func(res Result) (Result, error) { return e.push(ctx, m, res) })
 }
 
-// MaxDeliveryBytes bounds a delivery id (with its "gar/" or "github/"
-// prefix). Pub/Sub message ids are a few dozen digits and GitHub's are UUIDs.
-const MaxDeliveryBytes = 1024
-
-// unusableDelivery says why a delivery id cannot be used, or "" when it can:
-// it must be at most [MaxDeliveryBytes] of valid UTF-8 without control
-// characters. No Pub/Sub, Eventarc or GitHub id comes close; anything else
-// is forged or broken, and is answered [Rejected] before anything is read
-// or written. (The ledger stores any id safely all the same.)
-func unusableDelivery(delivery string) string {
-	switch {
-	case len(delivery) > MaxDeliveryBytes:
-		return fmt.Sprintf("delivery id of %d bytes (at most %d)", len(delivery), MaxDeliveryBytes)
-	case !utf8.ValidString(delivery):
-		return "delivery id " + logging.Quote(delivery) + " is not valid UTF-8"
-	case strings.ContainsFunc(delivery, unicode.IsControl):
-		return "delivery id " + logging.Quote(delivery) + " contains control characters"
-	}
-	return ""
-}
-
 // once runs handle for a delivery that was not handled before, and marks it
 // handled with its outcome only after handle succeeded: a failure anywhere
 // before makes the redelivery do the work again. A delivery seen before
 // answers unchanged, with Duplicate set.
 func (e *Engine) once(ctx context.Context, delivery string, res Result, handle func(Result) (Result, error)) (Result, error) {
-	if why := unusableDelivery(delivery); why != "" {
-		res.Outcome, res.Reason = Rejected, why
-		return res, nil
-	}
 	out, seen, err := e.ledger.Delivery(ctx, delivery)
 	if err != nil {
 		return res, fmt.Errorf("%w: read delivery %s: %w", ErrTransient, logging.Quote(delivery), err)
@@ -222,15 +195,10 @@ func (e *Engine) push(ctx context.Context, m ImagePush, res Result) (Result, err
 }
 
 // claim makes m the desired pin of (env, img) in the ledger unless a newer
-// message already set it, and says what that means for m.
+// message already set it or the pair is held, and says what that means for m.
+// The ledger decides the hold in the claim's own transaction, so a hold set
+// at any moment before the claim is honoured.
 func (e *Engine) claim(ctx context.Context, env *config.Environment, img *config.Image, m ImagePush, key ledger.Key) (Outcome, error) {
-	held, err := e.ledger.Held(ctx, env.Name, img.Name)
-	if err != nil {
-		return "", fmt.Errorf("%w: read hold %s/%s: %w", ErrTransient, env.Name, img.Name, err)
-	}
-	if held {
-		return Held, nil
-	}
 	before, had, err := e.ledger.Pin(ctx, env.Name, img.Name)
 	if err != nil {
 		return "", fmt.Errorf("%w: read pin %s/%s: %w", ErrTransient, env.Name, img.Name, err)
@@ -239,6 +207,9 @@ func (e *Engine) claim(ctx context.Context, env *config.Environment, img *config
 		Env: env.Name, Image: img.Name, Digest: m.Digest, Tag: m.Tag,
 		Key: key, Cause: ledger.CauseGAR, Time: e.now(),
 	})
+	if errors.Is(err, ledger.ErrHeld) {
+		return Held, nil
+	}
 	if err != nil {
 		return "", fmt.Errorf("%w: claim pin %s/%s: %w", ErrTransient, env.Name, img.Name, err)
 	}

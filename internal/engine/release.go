@@ -14,6 +14,7 @@ import (
 	"github.com/pinroll/pinroll/internal/gitops"
 	"github.com/pinroll/pinroll/internal/ledger"
 	"github.com/pinroll/pinroll/internal/logging"
+	"github.com/pinroll/pinroll/internal/retry"
 )
 
 // Registry resolves an image tag to a digest in Artifact Registry: ok is false
@@ -181,23 +182,26 @@ func (e *Engine) promote(ctx context.Context, env *config.Environment, img *conf
 	// publication times, order a release environment. Every lost claim is
 	// another release's win, so this ends; a bound and the request's
 	// deadline make sure of it.
-	for attempt := 1; ; attempt++ {
+	var done bool // the loop decided the outcome: r and why say it
+	var why string
+	err := retry.Policy{Attempts: maxClaimAttempts}.Do(ctx, func(attempt int) error {
 		cur, had, err := e.ledger.Pin(ctx, env.Name, img.Name)
 		if err != nil {
-			return r, "", fmt.Errorf("%w: read pin %s/%s: %w", ErrTransient, env.Name, img.Name, err)
+			return fmt.Errorf("%w: read pin %s/%s: %w", ErrTransient, env.Name, img.Name, err)
 		}
 		if had && IsSemver(cur.Tag) {
 			c := semver.Compare(canonical(p.Tag), canonical(cur.Tag))
 			if c < 0 {
-				r.Outcome = Ignored
-				return r, e.drop(ctx, p, fmt.Sprintf("%s is older than %s pinned in %s: only a manual deploy goes back", p.Tag, cur.Tag, env.Name)), nil
+				r.Outcome, done = Ignored, true
+				why = e.drop(ctx, p, fmt.Sprintf("%s is older than %s pinned in %s: only a manual deploy goes back", p.Tag, cur.Tag, env.Name))
+				return nil
 			}
 			if c == 0 && cur.Digest == digest {
 				if cur.Commit != "" {
-					r.Outcome, r.Commit = Unchanged, cur.Commit
-					return r, e.drop(ctx, p, ""), nil
+					r.Outcome, r.Commit, done = Unchanged, cur.Commit, true
+					why = e.drop(ctx, p, "")
 				}
-				break // claimed by an earlier attempt that did not reach git: commit it now
+				return nil // or claimed by an earlier attempt that did not reach git: commit it now
 			}
 		}
 		key := ledger.Key{Time: time.Unix(0, 0).UTC(), ID: "release"}
@@ -207,18 +211,26 @@ func (e *Engine) promote(ctx context.Context, env *config.Environment, img *conf
 		pin := ledger.Pin{Env: env.Name, Image: img.Name, Digest: digest, Tag: imageTag,
 			Key: key, Cause: ledger.CauseRelease, Time: e.now()}
 		_, applied, err := e.ledger.ClaimPin(ctx, pin)
+		if errors.Is(err, ledger.ErrHeld) {
+			// Not committed while held: the promotion waits for a resume.
+			p.State, p.Reason = ledger.PromotionPending, env.Name+" is held"
+			if err := e.ledger.PutPromotion(ctx, p); err != nil {
+				return fmt.Errorf("%w: store held promotion %s/%s %s: %w", ErrTransient, env.Name, img.Name, p.Tag, err)
+			}
+			r.Outcome, done = Held, true
+			why = fmt.Sprintf("%s is held for %s: %s waits for a resume", env.Name, img.Name, p.Tag)
+			return nil
+		}
 		if err != nil {
-			return r, "", fmt.Errorf("%w: claim pin %s/%s: %w", ErrTransient, env.Name, img.Name, err)
+			return fmt.Errorf("%w: claim pin %s/%s: %w", ErrTransient, env.Name, img.Name, err)
 		}
 		if applied {
-			break
+			return nil
 		}
-		if err := ctx.Err(); err != nil {
-			return r, "", fmt.Errorf("%w: claim pin %s/%s: %w", ErrTransient, env.Name, img.Name, err)
-		}
-		if attempt == maxClaimAttempts {
-			return r, "", fmt.Errorf("%w: claim pin %s/%s: %d other releases won meanwhile", ErrTransient, env.Name, img.Name, attempt)
-		}
+		return retry.Again(fmt.Errorf("%w: claim pin %s/%s: %d other releases won meanwhile", ErrTransient, env.Name, img.Name, attempt))
+	})
+	if err != nil || done {
+		return r, why, err
 	}
 	mine := func(pin ledger.Pin) bool { return pin.Digest == digest && slices.Contains(tagVariants(p.Tag), pin.Tag) }
 	describe := func(pin ledger.Pin) (string, string) {
@@ -248,7 +260,8 @@ func (e *Engine) promote(ctx context.Context, env *config.Environment, img *conf
 }
 
 // maxClaimAttempts bounds the release claim loop: each lost attempt is a
-// release published at the same moment, so reaching it takes that many.
+// release published at the same moment, so reaching it takes that many. A
+// lost claim is retried at once: the winner is done, not busy.
 const maxClaimAttempts = 100
 
 // olderThanPinned reports whether tag is a lower version than the one env
