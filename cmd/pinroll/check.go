@@ -48,7 +48,7 @@ func check(ctx context.Context, env *cliEnv, args []string) error {
 	if *output != "" && *output != "json" {
 		return usageError{fmt.Sprintf("-o %q: the only format is json", *output)}
 	}
-	cfg, err := config.Load(config.Path(*cfgPath), env.getenv)
+	cfg, err := config.Load(config.Path(*cfgPath, env.getenv), env.getenv)
 	if err != nil {
 		return err
 	}
