@@ -67,6 +67,7 @@ func Open(ctx context.Context, cfg *config.Config, getenv func(string) string, l
 		opts.Events = pub
 	}
 	a.Engine = engine.New(opts)
+	a.checkOverlays(ctx, log)
 	return a, nil
 }
 

@@ -46,6 +46,10 @@ const (
 	Rejected   Outcome = "rejected"   // malformed
 	Pending    Outcome = "pending"    // a release waits for its image (SPEC §4.2)
 	Blocked    Outcome = "blocked"    // a release rule stopped a promotion
+	// Failed is an environment's outcome (never a message's) when its overlay
+	// is missing or broken: the message's other environments are pinned, and
+	// the message is not acknowledged until a human fixes the overlay.
+	Failed Outcome = "failed"
 )
 
 // rank orders outcomes when one message touches several environments: the
@@ -58,6 +62,7 @@ type EnvResult struct {
 	Outcome Outcome `json:"outcome"`
 	Digest  string  `json:"digest,omitempty"`
 	Commit  string  `json:"commit,omitempty"`
+	Reason  string  `json:"reason,omitempty"` // why it failed
 }
 
 // Result is what handling one message did.
@@ -69,6 +74,9 @@ type Result struct {
 	Tag       string      `json:"tag,omitempty"`
 	Envs      []EnvResult `json:"envs,omitempty"`
 	Duplicate bool        `json:"duplicate,omitempty"`
+	// Warnings are what a human should look at although the pin was made,
+	// such as an images entry the edit had to create (SPEC §6.1).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Commit returns the commit of the first environment that has one.
@@ -85,7 +93,7 @@ func (r Result) Commit() string {
 // says what was handled ("gar message") and delivery is its id.
 func (r Result) Summary(what, delivery string) logging.Event {
 	ev := logging.Event{What: what, Delivery: delivery, Image: r.Image, Digest: r.Digest, Tag: r.Tag,
-		Commit: r.Commit(), Outcome: string(r.Outcome), Reason: r.Reason, Duplicate: r.Duplicate}
+		Commit: r.Commit(), Outcome: string(r.Outcome), Reason: r.Reason, Duplicate: r.Duplicate, Warnings: r.Warnings}
 	for _, e := range r.Envs {
 		ev.Envs = append(ev.Envs, e.Env)
 	}
@@ -133,6 +141,7 @@ type Engine struct {
 	registry Registry
 	now      func() time.Time
 	locks    branchLocks
+	checks   overlayChecks
 }
 
 // New returns an engine over the given ledger and repository.
@@ -178,7 +187,28 @@ type describeFunc func(ledger.Pin) (subject, text string)
 // that those pins are durable. It returns the branch tip that carries them and
 // the pins it committed.
 func (e *Engine) reconcile(ctx context.Context, branch string, kind gitops.Kind, targets []target, describe describeFunc) (string, []ledger.Pin, error) {
-	commit, changed, err := e.reconcileLocked(ctx, branch, kind, targets, describe)
+	return e.reconcileNoted(ctx, branch, kind, targets, describe, nil)
+}
+
+// note is what reconcileNoted learnt about one target.
+type note struct {
+	// failed is why the target's overlay could not be edited (missing, not a
+	// kustomization pinroll can edit); the other targets went on without it.
+	failed error
+	// created says the edit appended the images entry: a name that matches no
+	// container silently does nothing (SPEC §3, §6.1), so the caller says so.
+	created bool
+}
+
+// noteKey keys the notes of reconcileNoted.
+func noteKey(t target) string { return t.env.Name + "/" + t.image.Name }
+
+// reconcileNoted is reconcile. With notes (keyed by [noteKey]), a target
+// whose overlay is missing or broken does not stop the others (SPEC §6.1):
+// it is skipped and its error recorded in notes, and the healthy targets are
+// committed and recorded as usual.
+func (e *Engine) reconcileNoted(ctx context.Context, branch string, kind gitops.Kind, targets []target, describe describeFunc, notes map[string]*note) (string, []ledger.Pin, error) {
+	commit, changed, err := e.reconcileLocked(ctx, branch, kind, targets, describe, notes)
 	if err == nil {
 		// After the branch lock: a slow events topic must not stall pins.
 		e.publish(ctx, changed, commit)
@@ -187,7 +217,7 @@ func (e *Engine) reconcile(ctx context.Context, branch string, kind gitops.Kind,
 }
 
 // reconcileLocked is reconcile's work, under the branch's lock.
-func (e *Engine) reconcileLocked(ctx context.Context, branch string, kind gitops.Kind, targets []target, describe describeFunc) (string, []ledger.Pin, error) {
+func (e *Engine) reconcileLocked(ctx context.Context, branch string, kind gitops.Kind, targets []target, describe describeFunc, notes map[string]*note) (string, []ledger.Pin, error) {
 	unlock, err := e.locks.lock(ctx, branch)
 	if err != nil {
 		return "", nil, fmt.Errorf("%w: wait for branch %s: %w", ErrTransient, branch, err)
@@ -207,6 +237,17 @@ func (e *Engine) reconcileLocked(ctx context.Context, branch string, kind gitops
 		desired, changed = desired[:0], changed[:0]
 		ch := gitops.Change{Kind: kind, Files: map[string][]byte{}}
 		for _, t := range targets {
+			if notes != nil {
+				notes[noteKey(t)] = &note{} // this attempt's, not a lost one's
+			}
+			// broken skips t when the caller keeps notes, else fails them all.
+			broken := func(err error) error {
+				if notes == nil {
+					return err
+				}
+				notes[noteKey(t)].failed = err
+				return nil
+			}
 			// Read after the tip (see the package doc): never commit a desire
 			// older than the tip this commit is built on.
 			pin, ok, err := e.ledger.Pin(ctx, t.env.Name, t.image.Name)
@@ -218,7 +259,10 @@ func (e *Engine) reconcileLocked(ctx context.Context, branch string, kind gitops
 			}
 			path, src, ok := kustomization(t.env, ch.Files, s.Files)
 			if !ok {
-				return ch, fmt.Errorf("%w: environment %s: %s not found on %s at %s", gitops.ErrInvalid, t.env.Name, path, branch, short(s.Commit.SHA))
+				if err := broken(fmt.Errorf("%w: environment %s: %s not found on %s at %s", gitops.ErrInvalid, t.env.Name, path, branch, short(s.Commit.SHA))); err != nil {
+					return ch, err
+				}
+				continue
 			}
 			edit := overlay.Edit{Name: t.image.Name, Digest: pin.Digest, NewName: t.image.Repository}
 			if t.env.IsRelease() {
@@ -226,9 +270,16 @@ func (e *Engine) reconcileLocked(ctx context.Context, branch string, kind gitops
 			} else {
 				edit.TrackTag = t.env.Track // an existing newTag names the tag the digest follows
 			}
+			_, existed, _ := overlay.Find(src, edit.Name)
 			out, did, err := overlay.Apply(src, edit)
 			if err != nil {
-				return ch, fmt.Errorf("%w: environment %s: %s: %w", gitops.ErrInvalid, t.env.Name, path, err)
+				if err := broken(fmt.Errorf("%w: environment %s: %s: %w", gitops.ErrInvalid, t.env.Name, path, err)); err != nil {
+					return ch, err
+				}
+				continue
+			}
+			if notes != nil && did && !existed {
+				notes[noteKey(t)].created = true
 			}
 			desired = append(desired, pin)
 			if did {

@@ -157,13 +157,31 @@ func (e *Engine) push(ctx context.Context, m ImagePush, res Result) (Result, err
 		groups[g] = append(groups[g], target{env, img})
 	}
 	commits := map[string]string{}
+	// A missing or broken overlay fails its environment only (SPEC §6.1): the
+	// others are pinned and recorded, then the message is not acknowledged,
+	// so it comes back once a human fixes the overlay. The redelivery finds
+	// the healthy pins in git already and commits nothing for them.
+	notes := map[string]*note{}
+	failed := map[string]error{}
+	var broken []error
 	for _, g := range order {
-		commit, changed, err := e.reconcile(ctx, g.branch, g.kind, groups[g], nil)
+		commit, changed, err := e.reconcileNoted(ctx, g.branch, g.kind, groups[g], nil, notes)
 		if err != nil {
 			return res, fmt.Errorf("pin %s on %s: %w", img.Name, g.branch, err)
 		}
 		for _, t := range groups[g] {
-			commits[t.env.Name] = commit
+			n := notes[noteKey(t)]
+			switch {
+			case n != nil && n.failed != nil:
+				claimed[t.env], failed[t.env.Name] = Failed, n.failed
+				broken = append(broken, n.failed)
+			case n != nil && n.created:
+				res.Warnings = append(res.Warnings, fmt.Sprintf(
+					"%s: entry created: check that `%s` matches a container image (pinroll check --env %s)", t.env.Name, img.Name, t.env.Name))
+				fallthrough
+			default:
+				commits[t.env.Name] = commit
+			}
 		}
 		// A redelivery after a failed attempt finds its own claim in the
 		// ledger, yet this reconcile is the one that put it in git.
@@ -178,6 +196,9 @@ func (e *Engine) push(ctx context.Context, m ImagePush, res Result) (Result, err
 		if r.Outcome != Held {
 			r.Digest = m.Digest
 		}
+		if err := failed[env.Name]; err != nil {
+			r.Reason = err.Error()
+		}
 		res.Envs = append(res.Envs, r)
 	}
 	// A release blocked by `require: ENV` until ENV ran its digest may go now.
@@ -191,6 +212,12 @@ func (e *Engine) push(ctx context.Context, m ImagePush, res Result) (Result, err
 		}
 	}
 	res.Outcome = combine(res.Envs, Recorded)
+	if len(broken) > 0 {
+		if res.Outcome == Recorded {
+			res.Outcome = Failed
+		}
+		return res, fmt.Errorf("pin %s: %w", img.Name, errors.Join(broken...))
+	}
 	return res, nil
 }
 

@@ -37,15 +37,18 @@ type Event struct {
 	Outcome   string
 	Reason    string
 	Duplicate bool
+	// Warnings make the line a WARNING even when the event succeeded (e.g. an
+	// images entry the pin had to create).
+	Warnings []string
 }
 
 // Outcomes LogEvent logs at WARNING rather than INFO (SPEC §4.1).
 const outcomeRejected = "rejected"
 
 // LogEvent writes ev to the logger ctx carries, with how long handling took
-// and the error, if any: ERROR with an error, WARNING for a rejected message,
-// INFO otherwise. Every entry point (HTTP, function targets, pull mode) uses
-// it, so the lines look the same wherever they come from. Strings that may
+// and the error, if any: ERROR with an error, WARNING for a rejected message
+// or one with warnings, INFO otherwise. Every entry point (HTTP, function
+// targets, pull mode) uses it, so the lines look the same wherever they come from. Strings that may
 // come from a caller are clipped (see [Clip]); the JSON handler escapes them.
 func LogEvent(ctx context.Context, ev Event, took time.Duration, err error) {
 	attrs := []any{
@@ -72,11 +75,14 @@ func LogEvent(ctx context.Context, ev Event, took time.Duration, err error) {
 	if ev.Duplicate {
 		attrs = append(attrs, "duplicate", true)
 	}
+	if len(ev.Warnings) > 0 {
+		attrs = append(attrs, "warnings", ev.Warnings)
+	}
 	log := Logger(ctx)
 	switch {
 	case err != nil:
 		log.ErrorContext(ctx, ev.What+" failed", append(attrs, "error", ClipN(err.Error(), MaxReasonBytes))...)
-	case ev.Outcome == outcomeRejected:
+	case ev.Outcome == outcomeRejected, len(ev.Warnings) > 0:
 		log.WarnContext(ctx, ev.What, attrs...)
 	default:
 		log.InfoContext(ctx, ev.What, attrs...)

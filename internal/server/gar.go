@@ -54,6 +54,20 @@ func (s *Server) handleGAR(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := PushGAR(ctx, s.eng, msg, err)
+	if err != nil && len(res.Envs) > 0 {
+		// Some environments were pinned, one failed: still not acknowledged,
+		// and the answer says which is which.
+		code := http.StatusInternalServerError
+		if errors.Is(err, engine.ErrTransient) {
+			w.Header().Set("Retry-After", "1")
+			code = http.StatusServiceUnavailable
+		}
+		writeJSON(w, code, struct {
+			engine.Result
+			Error string `json:"error"`
+		}{res, err.Error()})
+		return
+	}
 	if err != nil {
 		writeEngineError(w, err)
 		return
