@@ -86,3 +86,19 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
+
+// TestTrackedTagReplacesStaleTag: the dev-append environment tracks `edge`
+// in an overlay whose entry says newTag: v0.1.0 (the demo's prod overlay):
+// the pin writes the tracked tag next to the digest (SPEC §6.1).
+func TestTrackedTagReplacesStaleTag(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, with{})
+	m := msg("edge-1", 1, "edge")
+	if res, err := f.eng.Push(context.Background(), m); err != nil || res.Outcome != engine.Pinned {
+		t.Fatalf("push: %+v %v", res, err)
+	}
+	y := string(gittest.File(t, f.gitDir, "main", "k8s/namespaces/backend/overlays/prod/kustomization.yaml"))
+	if !strings.Contains(y, "newTag: edge\n    digest: "+m.Digest) || strings.Contains(y, "v0.1.0") {
+		t.Fatalf("want newTag: edge next to the digest:\n%s", y)
+	}
+}
