@@ -38,6 +38,10 @@ type graph struct {
 	reads  int
 }
 
+// maxLevels bounds the depth of an overlay's graph that load follows: real
+// overlays are a few levels deep; a deeper chain costs a read per level.
+const maxLevels = 16
+
 // maxRestarts bounds how often load starts over when the branch moves
 // between two of its reads.
 const maxRestarts = 3
@@ -81,11 +85,22 @@ type pending struct {
 func loadOnce(ctx context.Context, r Reader, branch string, roots []string) (*graph, error) {
 	g := &graph{files: map[string][]byte{}, dirs: map[string]*node{}}
 	var level []pending
+	seen := map[string]bool{} // paths asked for, each once
 	for _, root := range roots {
-		level = append(level, pending{path: root, kind: wantDir})
+		if !seen[root] {
+			seen[root] = true
+			level = append(level, pending{path: root, kind: wantDir})
+		}
 	}
-	seen := map[string]bool{}
-	for len(level) > 0 {
+	for depth := 0; len(level) > 0; depth++ {
+		if depth == maxLevels {
+			for _, p := range level {
+				n := g.dirs[p.from]
+				n.problems = append(n.problems, Problem{Severity: Error, Kind: KindMissingPath,
+					Message: fmt.Sprintf("%s: %s `%s` is more than %d levels below the overlay: pinroll stops there — flatten the overlay", n.file, p.field, p.name, maxLevels)})
+			}
+			break
+		}
 		var paths []string
 		for _, p := range level {
 			if p.kind == wantDir || (p.kind == wantEither && !looksLikeFile(p.name)) {
@@ -115,9 +130,8 @@ func loadOnce(ctx context.Context, r Reader, branch string, roots []string) (*gr
 					n := parseNode(file, src)
 					g.dirs[p.path] = n
 					for _, q := range n.pendings(p.path) {
-						key := fmt.Sprint(q.kind, q.path)
-						if !seen[key] {
-							seen[key] = true
+						if !seen[q.path] {
+							seen[q.path] = true
 							next = append(next, q)
 						}
 					}
