@@ -81,3 +81,19 @@ func TestCheckGolden(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkCheck checks the demo-shaped fixture (two environments over one
+// base): reads from disk, two renders per environment.
+func BenchmarkCheck(b *testing.B) {
+	dir := filepath.Join("testdata", "ok-demo-shape")
+	cfg, err := config.Load(filepath.Join(dir, "pinroll.yaml"), func(string) string { return "" })
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := dirRepo{filepath.Join(dir, "repo")}
+	for b.Loop() {
+		if rep, err := Check(context.Background(), r, cfg); err != nil || !rep.OK() {
+			b.Fatal(rep, err)
+		}
+	}
+}
