@@ -94,7 +94,7 @@ func testHistory(t *testing.T, r gitops.Repo) {
 func testHistoryDates(t *testing.T, r gitops.Repo) {
 	tip := read(t, r).Commit
 	author := gitops.Signature{Name: "Ada", Email: "ada@example.com", When: time.Date(2024, 3, 1, 9, 30, 0, 0, time.FixedZone("", 9*3600))}
-	committer := gitops.Signature{Name: "Bob", Email: "bob@example.com", When: time.Date(2024, 3, 2, 18, 45, 7, 0, time.FixedZone("", -(4*3600 + 30*60)))}
+	committer := gitops.Signature{Name: "Bob", Email: "bob@example.com", When: time.Date(2024, 3, 2, 18, 45, 7, 0, time.FixedZone("", -(4*3600+30*60)))}
 	c, err := r.WriteCommit(t.Context(), gitops.NewCommit{
 		BaseTree: tip.Tree, Parents: []string{tip.SHA},
 		Message: "a person's commit\n\nwith a body\n", Author: author, Committer: committer,
