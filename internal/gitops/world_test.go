@@ -104,8 +104,8 @@ func build(t testing.TB, steps string) *world {
 	return w
 }
 
-// step appends one commit.
-func (w *world) step(t testing.TB, s string) {
+// step appends one commit, and reports whether it amended the tip.
+func (w *world) step(t testing.TB, s string) bool {
 	t.Helper()
 	when := now.Add(-window / 2).Add(time.Duration(w.young) * time.Minute)
 	if rest, ok := strings.CutPrefix(s, "old "); ok {
@@ -190,10 +190,14 @@ func (w *world) step(t testing.TB, s string) {
 	sp.files = files
 	w.files = files
 	if sp.amend {
+		// In the list, the amended commit replaces its predecessor, so it
+		// amends whatever that one amended.
+		sp.amend = w.specs[len(w.specs)-1].amend
 		w.specs[len(w.specs)-1] = sp
-		return
+		return true
 	}
 	w.specs = append(w.specs, sp)
+	return false
 }
 
 // memoryHistory materializes the world as a History answer: newest first,
