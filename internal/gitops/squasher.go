@@ -81,9 +81,7 @@ func (s *Squasher) Squash(ctx context.Context, branch string, dryRun bool) (Squa
 	rep.Folded, rep.Replayed = len(plan.Folded), len(plan.Replays)
 	if plan.Outcome != "" {
 		rep.Outcome, rep.Reason = plan.Outcome, plan.Reason
-		if plan.Outcome == SquashNothing {
-			rep.Folded, rep.Replayed = 0, 0
-		}
+		rep.Folded, rep.Replayed = 0, 0
 		return rep, nil
 	}
 	rep.Pins = plan.Rolling.Carried()
