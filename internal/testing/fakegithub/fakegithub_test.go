@@ -134,7 +134,7 @@ func TestUnknownRepository(t *testing.T) {
 		t.Errorf("REST on an unknown repository: %d, want 404", a.status)
 	}
 	m := gql(t, s, `query { repository(owner: "acme", name: "other") { id } }`, nil)
-	if dig(m, "data", "repository") != nil || dig(m, "errors", 0, "type") != "NOT_FOUND" {
+	if dig(m, "data", "repository") != nil || dig(m, "errors", 0, "type") != "NOT_FOUND" || fmt.Sprint(dig(m, "errors", 0, "path")) != "[repository]" {
 		t.Errorf("GraphQL on an unknown repository: %v, want repository null and a NOT_FOUND error", m)
 	}
 }
@@ -304,24 +304,24 @@ func TestGraphQLRead(t *testing.T) {
 		    id
 		    ref(qualifiedName: $ref) {
 		      name prefix
+		      skipped: name @skip(if: true)
+		      included: prefix @include(if: false)
 		      target {
 		        __typename
 		        ...commitFields
 		        ... on GitObject { abbreviatedOid }
 		      }
 		    }
-		    byExpr: object(expression: "main:k8s/dev/kustomization.yaml") { ... on Blob { text } }
-		    bin: object(expression: "main:bin/blob") { ... on Blob { text isBinary byteSize } }
-		    none: object(expression: "main:nope") { oid }
 		  }
 		}
 		fragment commitFields on Commit {
-		  oid message tree { oid entries { name type path } }
+		  oid message tree { oid }
 		  parents(first: $n) { totalCount nodes { oid } }
 		  author { name email date }
 		  f: file(path: $p) { type object { ... on Blob { text isBinary isTruncated byteSize } } }
 		  missing: file(path: "no/such") { oid }
 		  dir: file(path: "k8s") { type }
+		  bin: file(path: "bin/blob") { object { ... on Blob { text isBinary byteSize } } }
 		}`, map[string]any{"owner": "acme", "name": "gitops", "ref": "refs/heads/main", "p": "README.md"})
 	if errs := dig(m, "errors"); errs != nil {
 		t.Fatalf("errors: %v", errs)
@@ -339,8 +339,6 @@ func TestGraphQLRead(t *testing.T) {
 		{[]any{"abbreviatedOid"}, tip.SHA[:7]},
 		{[]any{"message"}, tip.Message},
 		{[]any{"tree", "oid"}, tip.Tree},
-		{[]any{"tree", "entries", 0, "name"}, "README.md"},
-		{[]any{"tree", "entries", 1, "type"}, "tree"},
 		{[]any{"parents", "totalCount"}, 0.0},
 		{[]any{"author", "email"}, "seed@example.com"},
 		{[]any{"author", "date"}, "2024-01-02T03:04:05Z"},
@@ -350,10 +348,10 @@ func TestGraphQLRead(t *testing.T) {
 		{[]any{"f", "object", "byteSize"}, 5.0},
 		{[]any{"missing"}, nil},
 		{[]any{"dir", "type"}, "tree"},
-		{[]any{"data", "repository", "byExpr", "text"}, "images: []\n"},
-		{[]any{"data", "repository", "bin", "text"}, nil},
-		{[]any{"data", "repository", "bin", "isBinary"}, true},
-		{[]any{"data", "repository", "none"}, nil},
+		{[]any{"bin", "object", "text"}, nil},
+		{[]any{"bin", "object", "isBinary"}, true},
+		{[]any{"data", "repository", "ref", "skipped"}, nil},
+		{[]any{"data", "repository", "ref", "included"}, nil},
 	} {
 		var got any
 		if tc.path[0] == "data" {
@@ -375,21 +373,27 @@ func TestGraphQLErrors(t *testing.T) {
 		vars        map[string]any
 		want        string
 	}{
-		{"parse error", `query { repository(owner: "a" name: "b") { id }`, nil, "Parse error"},
-		{"unknown field", `{ repository(owner: "acme", name: "gitops") { idd } }`, nil, "Field 'idd' doesn't exist on type 'Repository'"},
-		{"unknown field in fragment", `{ repository(owner: "acme", name: "gitops") { ref(qualifiedName: "main") { target { ... on Commit { oidd } } } } }`, nil, "Field 'oidd' doesn't exist on type 'Commit'"},
-		{"scalar with selections", `{ repository(owner: "acme", name: "gitops") { id { x } } }`, nil, "Selections can't be made on scalars"},
-		{"object without selections", `{ repository(owner: "acme", name: "gitops") { ref(qualifiedName: "main") } }`, nil, "Field must have selections"},
-		{"undeclared variable", `query Q { repository(owner: $o, name: "gitops") { id } }`, nil, "Variable $o is used by Q but not declared"},
-		{"missing variable", `query Q($o: String!) { repository(owner: $o, name: "gitops") { id } }`, nil, "Variable $o of type String! was provided invalid value"},
-		{"unpaginated", `{ repository(owner: "acme", name: "gitops") { ref(qualifiedName: "main") { target { ... on Commit { parents { totalCount } } } } } }`, nil, "You must provide a `first` or `last` value"},
-		{"unknown fragment", `{ repository(owner: "acme", name: "gitops") { ...nope } }`, nil, "Fragment nope was used, but not defined"},
+		{"parse error", `query { repository(owner: "a" name: "b") { id }`, nil, "Expected Name, found <EOF>"},
+		{"unknown field", `{ repository(owner: "acme", name: "gitops") { idd } }`, nil, `Cannot query field "idd" on type "Repository"`},
+		{"undeclared variable", `query Q { repository(owner: $o, name: "gitops") { id } }`, nil, `Variable "$o" is not defined by operation "Q"`},
+		{"missing variable", `query Q($o: String!) { repository(owner: $o, name: "gitops") { id } }`, nil, "variable.o must be defined"},
+		{"variable of the wrong type", `query Q($n: Int!) { repository(owner: "acme", name: "gitops") { ref(qualifiedName: "main") { target { ... on Commit { parents(first: $n) { totalCount } } } } } }`, map[string]any{"n": "x"}, "variable.n cannot use string as Int"},
+		{"unknown operation", `query A { viewer { login } } query B { viewer { login } }`, nil, "An operation name is required"},
 	} {
 		m := gql(t, s, tc.query, tc.vars)
 		msg, _ := dig(m, "errors", 0, "message").(string)
 		if !strings.Contains(msg, tc.want) {
 			t.Errorf("%s: %v, want an error %q", tc.name, m, tc.want)
 		}
+		if _, ok := m["data"]; ok {
+			t.Errorf("%s: %v, want no data for an invalid query", tc.name, m)
+		}
+	}
+	// A resolver's error answers data, with null where the field failed.
+	m := gql(t, s, `{ viewer { login } repository(owner: "acme", name: "gitops") { ref(qualifiedName: "main") { target { ... on Commit { parents { totalCount } } } } } }`, nil)
+	if msg, _ := dig(m, "errors", 0, "message").(string); !strings.Contains(msg, "You must provide a `first` or `last` value") ||
+		dig(m, "data", "viewer", "login") != "fake-user" || dig(m, "data", "repository", "ref", "target") != nil {
+		t.Errorf("unpaginated parents: %v, want an error, the viewer and a null target", m)
 	}
 }
 
@@ -423,6 +427,7 @@ func TestUpdateRefs(t *testing.T) {
 		{"create", "refs/heads/feature", zero, human, false, s.RepositoryID(), "", seed, human},
 		{"create existing", "refs/heads/feature", zero, human, false, s.RepositoryID(), "STALE_DATA", seed, human},
 		{"delete", "refs/heads/feature", human, zero, false, s.RepositoryID(), "", seed, ""},
+		{"invalid beforeOid", "refs/heads/main", "main", human, true, s.RepositoryID(), "UNPROCESSABLE", seed, ""},
 	} {
 		m := move(tc.ref, tc.before, tc.after, tc.force, tc.repoID)
 		typ, _ := dig(m, "errors", 0, "type").(string)
@@ -439,8 +444,44 @@ func TestUpdateRefs(t *testing.T) {
 			t.Errorf("%s: main %s feature %q, want %s %q", tc.name, s.Head("main"), s.Head("feature"), tc.wantMain, tc.wantBranch)
 		}
 	}
-	if got := s.Calls()[EndpointGraphQLMutation]; got != 8 {
-		t.Errorf("counted %d mutations, want 8", got)
+	if got := s.Calls()[EndpointGraphQLMutation]; got != 9 {
+		t.Errorf("counted %d mutations, want 9", got)
+	}
+}
+
+// TestUpdateRefsAtomic: several ref updates in one mutation apply all or none.
+func TestUpdateRefsAtomic(t *testing.T) {
+	t.Parallel()
+	// An update is "name before after [force]", commits named seed, tip or zero.
+	for _, tc := range []struct {
+		name, wantType        string // wantType "" = success
+		updates               []string
+		wantMain, wantRelease string // "" = absent
+	}{
+		{"create one and force-move another", "", []string{"release zero tip", "main tip seed force"}, "seed", "tip"},
+		{"the second is stale: none applies", "STALE_DATA", []string{"release zero tip", "main seed seed force"}, "tip", ""},
+		{"the second is not a fast-forward", "UNPROCESSABLE", []string{"release zero seed", "main tip seed"}, "tip", ""},
+		{"the same ref twice", "UNPROCESSABLE", []string{"release zero seed", "release zero tip"}, "tip", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := newServer(t)
+			at := map[string]string{"seed": s.Head("main"), "zero": strings.Repeat("0", 40), "": ""}
+			at["tip"] = s.Commit("person", map[string][]byte{"p": []byte("p")})
+			var updates []any
+			for _, u := range tc.updates {
+				f := strings.Fields(u)
+				updates = append(updates, map[string]any{"name": "refs/heads/" + f[0], "beforeOid": at[f[1]], "afterOid": at[f[2]], "force": len(f) > 3})
+			}
+			m := gql(t, s, `mutation($input: UpdateRefsInput!) { updateRefs(input: $input) { clientMutationId } }`,
+				map[string]any{"input": map[string]any{"repositoryId": s.RepositoryID(), "refUpdates": updates}})
+			if typ, _ := dig(m, "errors", 0, "type").(string); typ != tc.wantType {
+				t.Errorf("%v, want error type %q", m, tc.wantType)
+			}
+			if s.Head("main") != at[tc.wantMain] || s.Head("release") != at[tc.wantRelease] {
+				t.Errorf("main %s release %q, want %s %q", s.Head("main"), s.Head("release"), at[tc.wantMain], at[tc.wantRelease])
+			}
+		})
 	}
 }
 
@@ -576,45 +617,5 @@ func TestHelpers(t *testing.T) {
 	}
 	if s.Log("nobranch") != nil || s.Head("nobranch") != "" {
 		t.Error("a missing branch has a log or head")
-	}
-}
-
-func TestParser(t *testing.T) {
-	t.Parallel()
-	doc, err := parseGraphQL(`
-		query A($x: [String!]! = ["a"]) @dir(x: 1) { a: f(s: "q\"\u00e9\n", i: -3, fl: 1.5e2, b: true, n: null, e: ENUM, l: [1 2], o: {k: $x}) { g } }
-		mutation B { m(s: """
-		    block
-		      indented
-		""") }`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := doc.operation("A")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := a.sel[0]
-	if f.alias != "a" || f.name != "f" || f.sel[0].name != "g" {
-		t.Fatalf("field %+v", f)
-	}
-	want := map[string]any{"s": "q\"é\n", "i": int64(-3), "fl": 150.0, "b": true, "n": nil, "e": gqlEnum("ENUM"), "l": []any{int64(1), int64(2)}, "o": map[string]any{"k": gqlVar("x")}}
-	if fmt.Sprint(f.args) != fmt.Sprint(want) {
-		t.Errorf("args %v, want %v", f.args, want)
-	}
-	if a.vars[0].typ != "[String!]!" || fmt.Sprint(a.vars[0].def) != "[a]" {
-		t.Errorf("var %+v", a.vars[0])
-	}
-	b, _ := doc.operation("B")
-	if got := b.sel[0].args["s"]; got != "block\n  indented" {
-		t.Errorf("block string %q", got)
-	}
-	if _, err := doc.operation(""); err == nil {
-		t.Error("two operations and no name: want an error")
-	}
-	for _, bad := range []string{"", "{", "{ a(b: ) }", `{ a(b: "x) }`, "query { }", "{ a } }", "{ ... on }"} {
-		if _, err := parseGraphQL(bad); err == nil {
-			t.Errorf("parseGraphQL(%q) succeeded", bad)
-		}
 	}
 }

@@ -2,7 +2,6 @@ package fakegithub
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -216,40 +215,21 @@ func (s *Server) resolveCommit(rev string) (*object.Commit, error) {
 	return nil, plumbing.ErrReferenceNotFound
 }
 
-var errNoEntry = errors.New("no such path")
-
 // entryAt finds path in tree root ("" is the root itself, as a Dir entry).
 func (s *Server) entryAt(root plumbing.Hash, p string) (object.TreeEntry, error) {
 	p = strings.Trim(p, "/")
 	if p == "" {
 		return object.TreeEntry{Name: "", Mode: filemode.Dir, Hash: root}, nil
 	}
-	cur := root
-	parts := strings.Split(p, "/")
-	for i, part := range parts {
-		t, err := object.GetTree(s.st, cur)
-		if err != nil {
-			return object.TreeEntry{}, errNoEntry
-		}
-		var found *object.TreeEntry
-		for j := range t.Entries {
-			if t.Entries[j].Name == part {
-				found = &t.Entries[j]
-				break
-			}
-		}
-		if found == nil {
-			return object.TreeEntry{}, errNoEntry
-		}
-		if i == len(parts)-1 {
-			return *found, nil
-		}
-		if found.Mode != filemode.Dir {
-			return object.TreeEntry{}, errNoEntry
-		}
-		cur = found.Hash
+	t, err := object.GetTree(s.st, root)
+	if err != nil {
+		return object.TreeEntry{}, fmt.Errorf("tree %s: %w", root, err)
 	}
-	return object.TreeEntry{}, errNoEntry
+	e, err := t.FindEntry(p)
+	if err != nil {
+		return object.TreeEntry{}, fmt.Errorf("%s: %w", p, err)
+	}
+	return *e, nil
 }
 
 type treeEdit struct {

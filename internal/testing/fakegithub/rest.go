@@ -295,13 +295,9 @@ func (s *Server) createBlob(w http.ResponseWriter, r *http.Request) {
 func (s *Server) getBlob(w http.ResponseWriter, r *http.Request) {
 	sha := r.PathValue("sha")
 	s.mu.Lock()
-	var b []byte
-	var err error = errNoEntry
-	if isHex40(sha) {
-		b, err = s.blobBytes(plumbing.NewHash(sha))
-	}
+	b, err := s.blobBytes(plumbing.NewHash(sha))
 	s.mu.Unlock()
-	if err != nil {
+	if err != nil || !isHex40(sha) {
 		notFound(w)
 		return
 	}

@@ -4,9 +4,9 @@
 //
 // It serves exactly what that backend uses, with GitHub's own rules:
 //
-//   - GraphQL (POST /graphql, or /api/graphql as on GitHub Enterprise): a small
-//     but real GraphQL parser and executor over the Repository, Ref, Commit,
-//     Tree, TreeEntry and Blob types, and the updateRefs mutation;
+//   - GraphQL (POST /graphql, or /api/graphql as on GitHub Enterprise): the
+//     Repository, Ref, Commit, Tree, TreeEntry and Blob types and the
+//     updateRefs mutation of schema.graphql, parsed and validated by gqlparser;
 //   - REST (under / or /api/v3): POST git/trees (inline content and sha
 //     entries, base_tree), POST git/commits, POST and GET git/blobs, GET and
 //     PATCH git/refs (a non-forced PATCH must fast-forward), and
@@ -40,6 +40,8 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/storage/memory"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/parser"
 )
 
 // Keys of [Server.Calls], one per endpoint the fake serves.
@@ -354,40 +356,34 @@ func (s *Server) handler() http.Handler {
 	})
 }
 
+// endpoints names the REST routes for the counters.
+var endpoints = map[string]string{
+	"POST /repos/{owner}/{repo}/git/trees":          EndpointCreateTree,
+	"POST /repos/{owner}/{repo}/git/commits":        EndpointCreateCommit,
+	"POST /repos/{owner}/{repo}/git/blobs":          EndpointCreateBlob,
+	"GET /repos/{owner}/{repo}/git/blobs/{sha}":     EndpointGetBlob,
+	"GET /repos/{owner}/{repo}/git/ref/{ref...}":    EndpointGetRef,
+	"PATCH /repos/{owner}/{repo}/git/refs/{ref...}": EndpointUpdateRef,
+	"POST /app/installations/{id}/access_tokens":    EndpointAccessToken,
+}
+
 // endpoint names the request for the counters.
 func (s *Server) endpoint(mux *http.ServeMux, r *http.Request) string {
 	_, pattern := mux.Handler(r)
-	switch pattern {
-	case "":
-		return EndpointUnknown
-	case "POST /graphql":
-		body, err := io.ReadAll(r.Body)
+	if pattern == "POST /graphql" {
+		body, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		if err != nil {
-			return EndpointGraphQLQuery
-		}
 		var req gqlRequest
 		_ = json.Unmarshal(body, &req)
-		if doc, err := parseGraphQL(req.Query); err == nil {
-			if op, err := doc.operation(req.OperationName); err == nil && op.kind == "mutation" {
+		if doc, err := parser.ParseQuery(&ast.Source{Input: req.Query}); err == nil {
+			if op := doc.Operations.ForName(req.OperationName); op != nil && op.Operation == ast.Mutation {
 				return EndpointGraphQLMutation
 			}
 		}
 		return EndpointGraphQLQuery
-	case "POST /repos/{owner}/{repo}/git/trees":
-		return EndpointCreateTree
-	case "POST /repos/{owner}/{repo}/git/commits":
-		return EndpointCreateCommit
-	case "POST /repos/{owner}/{repo}/git/blobs":
-		return EndpointCreateBlob
-	case "GET /repos/{owner}/{repo}/git/blobs/{sha}":
-		return EndpointGetBlob
-	case "GET /repos/{owner}/{repo}/git/ref/{ref...}":
-		return EndpointGetRef
-	case "PATCH /repos/{owner}/{repo}/git/refs/{ref...}":
-		return EndpointUpdateRef
-	case "POST /app/installations/{id}/access_tokens":
-		return EndpointAccessToken
+	}
+	if e, ok := endpoints[pattern]; ok {
+		return e
 	}
 	return EndpointUnknown
 }
