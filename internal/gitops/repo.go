@@ -1,7 +1,7 @@
 // Package gitops plans and writes pinroll's commits (SPEC §6): the rolling
 // commit that is amended while it is the branch tip, release and manual
-// commits, their messages and trailers, and the compare-and-swap loop that
-// moves a branch. It works over the small [Repo] interface; gitops/local and
+// commits, their messages and trailers, the compare-and-swap loop that
+// moves a branch, and the weekly squash ([PlanSquash], [Squasher]). It works over the small [Repo] interface; gitops/local and
 // gitops/github are its two backends. It never parses YAML: callers hand it
 // the new file contents.
 package gitops
