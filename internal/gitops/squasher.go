@@ -147,6 +147,11 @@ func (s *Squasher) Squash(ctx context.Context, branch string, dryRun bool) (Squa
 	if err != nil {
 		return abort("list backup refs: %v", err)
 	}
+	for ref := range backups {
+		if strings.Contains(ref[len(prefix):], "/") {
+			delete(backups, ref) // a backup of branch/…, another branch
+		}
+	}
 	backup := backupName(prefix, now, backups)
 	err = s.Repo.UpdateRefs(ctx, []RefUpdate{
 		{Ref: backup, From: "", To: plan.OldTip.Commit.SHA},
