@@ -11,17 +11,21 @@ import (
 	"golang.org/x/mod/semver"
 
 	"github.com/pinroll/pinroll/internal/config"
-	"github.com/pinroll/pinroll/internal/gar"
 	"github.com/pinroll/pinroll/internal/gitops"
 	"github.com/pinroll/pinroll/internal/ledger"
+	"github.com/pinroll/pinroll/internal/logging"
+	"github.com/pinroll/pinroll/internal/retry"
 )
 
-// Registry resolves an image tag to a digest in Artifact Registry. Errors wrap
-// gar.ErrTagNotFound when the tag does not exist and gar.ErrTransient when the
-// service is unavailable (see gar.Registry).
+// Registry resolves an image tag to a digest in Artifact Registry: ok is false
+// when the tag does not exist; an error means the lookup failed.
 type Registry interface {
-	TagDigest(ctx context.Context, repository, tag string) (string, error)
+	TagDigest(ctx context.Context, repository, tag string) (digest string, ok bool, err error)
 }
+
+// errTagNotFound is resolve's answer for a tag neither the ledger nor the
+// registry knows.
+var errTagNotFound = errors.New("tag not found")
 
 // Release is a GitHub release event (SPEC §4.2).
 type Release struct {
@@ -50,13 +54,13 @@ func (e *Engine) Release(ctx context.Context, rel Release) (Result, error) {
 func (e *Engine) release(ctx context.Context, rel Release, res Result) (Result, error) {
 	switch {
 	case rel.Action != "published" && rel.Action != "released":
-		res.Outcome, res.Reason = Ignored, "release action "+rel.Action+" does not promote (only published and released do)"
+		res.Outcome, res.Reason = Ignored, "release action "+logging.Quote(rel.Action)+" does not promote (only published and released do)"
 		return res, nil
 	case rel.Draft:
 		res.Outcome, res.Reason = Ignored, "draft releases are never promoted"
 		return res, nil
 	case !IsSemver(rel.Tag):
-		res.Outcome, res.Reason = Ignored, "tag "+rel.Tag+" is not a semantic version (vX.Y.Z)"
+		res.Outcome, res.Reason = Ignored, "tag "+logging.Quote(rel.Tag)+" is not a semantic version (vX.Y.Z)"
 		return res, nil
 	}
 	var images []*config.Image
@@ -66,7 +70,7 @@ func (e *Engine) release(ctx context.Context, rel Release, res Result) (Result, 
 		}
 	}
 	if len(images) == 0 {
-		res.Outcome, res.Reason = Ignored, "no configured image has source "+rel.Repository
+		res.Outcome, res.Reason = Ignored, "no configured image has source "+logging.Quote(rel.Repository)
 		return res, nil
 	}
 	at := rel.PublishedAt
@@ -125,12 +129,12 @@ func (e *Engine) promote(ctx context.Context, env *config.Environment, img *conf
 	r := EnvResult{Env: env.Name}
 	if digest == "" {
 		d, t, err := e.resolve(ctx, img, p.Tag)
-		if errors.Is(err, gar.ErrTagNotFound) {
+		if errors.Is(err, errTagNotFound) {
 			p.State = ledger.PromotionPending
 			if err := e.ledger.PutPromotion(ctx, p); err != nil {
 				return r, "", fmt.Errorf("%w: store pending promotion %s/%s %s: %w", ErrTransient, env.Name, img.Name, p.Tag, err)
 			}
-			if d, t, err = e.resolveLedger(ctx, img, p.Tag); errors.Is(err, gar.ErrTagNotFound) {
+			if d, t, err = e.resolveLedger(ctx, img, p.Tag); errors.Is(err, errTagNotFound) {
 				r.Outcome = Pending
 				return r, img.Name + ":" + p.Tag + " is not in Artifact Registry yet: the promotion waits for its push", nil
 			}
@@ -178,23 +182,26 @@ func (e *Engine) promote(ctx context.Context, env *config.Environment, img *conf
 	// publication times, order a release environment. Every lost claim is
 	// another release's win, so this ends; a bound and the request's
 	// deadline make sure of it.
-	for attempt := 1; ; attempt++ {
+	var done bool // the loop decided the outcome: r and why say it
+	var why string
+	err := retry.Policy{Attempts: maxClaimAttempts}.Do(ctx, func(attempt int) error {
 		cur, had, err := e.ledger.Pin(ctx, env.Name, img.Name)
 		if err != nil {
-			return r, "", fmt.Errorf("%w: read pin %s/%s: %w", ErrTransient, env.Name, img.Name, err)
+			return fmt.Errorf("%w: read pin %s/%s: %w", ErrTransient, env.Name, img.Name, err)
 		}
 		if had && IsSemver(cur.Tag) {
 			c := semver.Compare(canonical(p.Tag), canonical(cur.Tag))
 			if c < 0 {
-				r.Outcome = Ignored
-				return r, e.drop(ctx, p, fmt.Sprintf("%s is older than %s pinned in %s: only a manual deploy goes back", p.Tag, cur.Tag, env.Name)), nil
+				r.Outcome, done = Ignored, true
+				why = e.drop(ctx, p, fmt.Sprintf("%s is older than %s pinned in %s: only a manual deploy goes back", p.Tag, cur.Tag, env.Name))
+				return nil
 			}
 			if c == 0 && cur.Digest == digest {
 				if cur.Commit != "" {
-					r.Outcome, r.Commit = Unchanged, cur.Commit
-					return r, e.drop(ctx, p, ""), nil
+					r.Outcome, r.Commit, done = Unchanged, cur.Commit, true
+					why = e.drop(ctx, p, "")
 				}
-				break // claimed by an earlier attempt that did not reach git: commit it now
+				return nil // or claimed by an earlier attempt that did not reach git: commit it now
 			}
 		}
 		key := ledger.Key{Time: time.Unix(0, 0).UTC(), ID: "release"}
@@ -204,18 +211,26 @@ func (e *Engine) promote(ctx context.Context, env *config.Environment, img *conf
 		pin := ledger.Pin{Env: env.Name, Image: img.Name, Digest: digest, Tag: imageTag,
 			Key: key, Cause: ledger.CauseRelease, Time: e.now()}
 		_, applied, err := e.ledger.ClaimPin(ctx, pin)
+		if errors.Is(err, ledger.ErrHeld) {
+			// Not committed while held: the promotion waits for a resume.
+			p.State, p.Reason = ledger.PromotionPending, env.Name+" is held"
+			if err := e.ledger.PutPromotion(ctx, p); err != nil {
+				return fmt.Errorf("%w: store held promotion %s/%s %s: %w", ErrTransient, env.Name, img.Name, p.Tag, err)
+			}
+			r.Outcome, done = Held, true
+			why = fmt.Sprintf("%s is held for %s: %s waits for a resume", env.Name, img.Name, p.Tag)
+			return nil
+		}
 		if err != nil {
-			return r, "", fmt.Errorf("%w: claim pin %s/%s: %w", ErrTransient, env.Name, img.Name, err)
+			return fmt.Errorf("%w: claim pin %s/%s: %w", ErrTransient, env.Name, img.Name, err)
 		}
 		if applied {
-			break
+			return nil
 		}
-		if err := ctx.Err(); err != nil {
-			return r, "", fmt.Errorf("%w: claim pin %s/%s: %w", ErrTransient, env.Name, img.Name, err)
-		}
-		if attempt == maxClaimAttempts {
-			return r, "", fmt.Errorf("%w: claim pin %s/%s: %d other releases won meanwhile", ErrTransient, env.Name, img.Name, attempt)
-		}
+		return retry.Again(fmt.Errorf("%w: claim pin %s/%s: %d other releases won meanwhile", ErrTransient, env.Name, img.Name, attempt))
+	})
+	if err != nil || done {
+		return r, why, err
 	}
 	mine := func(pin ledger.Pin) bool { return pin.Digest == digest && slices.Contains(tagVariants(p.Tag), pin.Tag) }
 	describe := func(pin ledger.Pin) (string, string) {
@@ -245,7 +260,8 @@ func (e *Engine) promote(ctx context.Context, env *config.Environment, img *conf
 }
 
 // maxClaimAttempts bounds the release claim loop: each lost attempt is a
-// release published at the same moment, so reaching it takes that many.
+// release published at the same moment, so reaching it takes that many. A
+// lost claim is retried at once: the winner is done, not busy.
 const maxClaimAttempts = 100
 
 // olderThanPinned reports whether tag is a lower version than the one env
@@ -275,7 +291,7 @@ func (e *Engine) soaked(ctx context.Context, env string, img *config.Image, dige
 // rules and changes nothing.
 func (e *Engine) drop(ctx context.Context, p ledger.Promotion, why string) string {
 	if err := e.ledger.DeletePromotion(ctx, p.Env, p.Image, p.Tag); err != nil {
-		Logger(ctx).Warn("delete settled promotion failed", "env", p.Env, "image", p.Image, "tag", p.Tag, "error", err.Error())
+		logging.Logger(ctx).Warn("delete settled promotion failed", "env", p.Env, "image", p.Image, "tag", p.Tag, "error", err.Error())
 	}
 	return why
 }
@@ -286,19 +302,19 @@ func (e *Engine) drop(ctx context.Context, p ledger.Promotion, why string) strin
 // overlay's newTag is the image tag, so it exists in the registry.
 func (e *Engine) resolve(ctx context.Context, img *config.Image, tag string) (digest, imageTag string, err error) {
 	digest, imageTag, err = e.resolveLedger(ctx, img, tag)
-	if !errors.Is(err, gar.ErrTagNotFound) || e.registry == nil {
+	if !errors.Is(err, errTagNotFound) || e.registry == nil {
 		return digest, imageTag, err
 	}
 	for _, t := range tagVariants(tag) {
-		d, err := e.registry.TagDigest(ctx, img.Repository, t)
-		if err == nil {
-			return d, t, nil
-		}
-		if !errors.Is(err, gar.ErrTagNotFound) {
+		d, ok, err := e.registry.TagDigest(ctx, img.Repository, t)
+		if err != nil {
 			return "", "", err
 		}
+		if ok {
+			return d, t, nil
+		}
 	}
-	return "", "", gar.ErrTagNotFound
+	return "", "", errTagNotFound
 }
 
 // resolveLedger is resolve without Artifact Registry: what GAR pushes told us.
@@ -312,7 +328,7 @@ func (e *Engine) resolveLedger(ctx context.Context, img *config.Image, tag strin
 			return d, t, nil
 		}
 	}
-	return "", "", gar.ErrTagNotFound
+	return "", "", errTagNotFound
 }
 
 // completePromotions finishes the pending promotions waiting for tag of img,
@@ -372,8 +388,12 @@ func (e *Engine) retryBlocked(ctx context.Context, env string, img *config.Image
 			continue
 		}
 		d, t, err := e.resolve(ctx, img, p.Tag)
-		if err != nil || d != digest {
+		if errors.Is(err, errTagNotFound) || (err == nil && d != digest) {
 			continue // not this digest (or unknown): it stays blocked
+		}
+		if err != nil {
+			// An outage must not leave it blocked unseen: redeliver.
+			return out, fmt.Errorf("%w: resolve blocked promotion %s/%s %s: %w", ErrTransient, p.Env, p.Image, p.Tag, err)
 		}
 		p.State, p.Reason = ledger.PromotionPending, ""
 		r, err := e.settle(ctx, rel, img, p, d, t)
@@ -389,7 +409,7 @@ func (e *Engine) retryBlocked(ctx context.Context, env string, img *config.Image
 func (e *Engine) settle(ctx context.Context, env *config.Environment, img *config.Image, p ledger.Promotion, digest, imageTag string) (EnvResult, error) {
 	r, why, err := e.promote(ctx, env, img, p, digest, imageTag)
 	if err == nil && why != "" {
-		Logger(ctx).Info("stored promotion settled", "env", p.Env, "image", p.Image, "tag", p.Tag, "outcome", string(r.Outcome), "reason", why)
+		logging.Logger(ctx).Info("stored promotion settled", "env", p.Env, "image", p.Image, "tag", p.Tag, "outcome", string(r.Outcome), "reason", why)
 	}
 	return r, err
 }

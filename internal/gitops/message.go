@@ -3,6 +3,7 @@ package gitops
 import (
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -46,32 +47,52 @@ func ShortDigest(d string) string {
 
 // Message is a bot commit message: a subject, free text, the pins folded into
 // the commit (newest first) and the trailers derived from them.
+//
+// A rolling commit amended many times folds in many pins; its message lists
+// only the newest [MaxListedPins] of them and counts the rest ("… and 1,432
+// earlier pins since …"), so that it stays small. Its trailers stay exact:
+// the pins it carries include those no longer listed (Carry).
 type Message struct {
 	Kind    Kind
 	Subject string
 	Text    string // paragraphs between the subject and the pin list, e.g. a release URL
-	Pins    []Pin  // newest first; a rolling commit lists every pin folded into it
+	Pins    []Pin  // newest first; String lists the newest MaxListedPins and counts the rest
+	// Earlier counts the pins folded in before Pins and no longer listed;
+	// Since is the time of the oldest of them (zero when unknown).
+	Earlier int
+	Since   time.Time
+	// Carry holds pins carried from earlier folds (the trailers of the
+	// commit amended): a pin of Carry counts only when no pin of Pins has
+	// its environment and image.
+	Carry []Pin
 }
+
+// MaxListedPins is how many pins a message body lists at most.
+const MaxListedPins = 20
 
 const pinsHeading = "Pins, newest first:"
 
 // Carried returns the pins the commit carries: the newest pin of each
-// (environment, image), newest first. They are the Pinroll-Pin trailers.
+// (environment, image), newest first, from Pins and then Carry. They are the
+// Pinroll-Pin trailers.
 func (m Message) Carried() []Pin {
 	seen := map[string]bool{}
 	var out []Pin
-	for _, p := range m.Pins {
-		k := p.Env + "/" + p.Image
-		if !seen[k] {
-			seen[k] = true
-			out = append(out, p)
+	for _, ps := range [][]Pin{m.Pins, m.Carry} {
+		for _, p := range ps {
+			k := p.Env + "/" + p.Image
+			if !seen[k] {
+				seen[k] = true
+				out = append(out, p)
+			}
 		}
 	}
 	return out
 }
 
-// String renders the message: subject, text, the pin list, then the trailers
-// (one Pinroll-Env per environment and one Pinroll-Pin per carried pin).
+// String renders the message: subject, text, the pin list (the newest
+// MaxListedPins, then a count of the earlier ones), then the trailers (one
+// Pinroll-Env per environment and one Pinroll-Pin per carried pin).
 func (m Message) String() string {
 	var b strings.Builder
 	b.WriteString(m.Subject)
@@ -80,14 +101,28 @@ func (m Message) String() string {
 		b.WriteString(t)
 		b.WriteString("\n\n")
 	}
-	if len(m.Pins) > 0 {
+	listed, earlier, since := m.Pins, m.Earlier, m.Since
+	if len(listed) > MaxListedPins {
+		for _, p := range listed[MaxListedPins:] {
+			earlier++
+			if since.IsZero() || !p.Time.IsZero() && p.Time.Before(since) {
+				since = p.Time
+			}
+		}
+		listed = listed[:MaxListedPins]
+	}
+	if len(listed) > 0 || earlier > 0 {
 		b.WriteString(pinsHeading + "\n")
-		for _, p := range m.Pins {
+		for _, p := range listed {
 			tag := p.Tag
 			if tag == "" {
 				tag = "-"
 			}
 			fmt.Fprintf(&b, "- %s/%s %s tag=%s at=%s\n", p.Env, p.Image, p.Digest, tag, p.Time.UTC().Format(time.RFC3339))
+		}
+		if earlier > 0 {
+			b.WriteString(earlierLine(earlier, since))
+			b.WriteString("\n")
 		}
 		b.WriteString("\n")
 	}
@@ -106,7 +141,33 @@ func (m Message) String() string {
 	return b.String()
 }
 
-var pinLine = regexp.MustCompile(`^- ([^/\s]+)/(\S+) (sha256:[0-9a-f]{64}) tag=(\S+) at=(\S+)$`)
+// earlierLine is the pin list's last line when it does not list every pin:
+// "… and 1,432 earlier pins since 2026-11-23T09:00:00Z".
+func earlierLine(n int, since time.Time) string {
+	noun := "pins"
+	if n == 1 {
+		noun = "pin"
+	}
+	s := fmt.Sprintf("… and %s earlier %s", thousands(n), noun)
+	if !since.IsZero() {
+		s += " since " + since.UTC().Format(time.RFC3339)
+	}
+	return s
+}
+
+// thousands renders n with a comma between groups of three digits.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+var (
+	pinLine     = regexp.MustCompile(`^- ([^/\s]+)/(\S+) (sha256:[0-9a-f]{64}) tag=(\S+) at=(\S+)$`)
+	earlierPins = regexp.MustCompile(`^… and ([0-9,]+) earlier pins?(?: since (\S+))?$`)
+)
 
 // ParseMessage reads a message written by [Message.String]. A message without
 // a Pinroll-Kind trailer has an empty Kind: it is not a bot commit.
@@ -142,25 +203,34 @@ func ParseMessage(s string) Message {
 	var text []string
 	inPins := false
 	for _, l := range lines[1:start] {
-		switch {
-		case l == pinsHeading:
+		if l == pinsHeading {
 			inPins = true
-		case inPins && pinLine.MatchString(l):
-			g := pinLine.FindStringSubmatch(l)
-			t, _ := time.Parse(time.RFC3339, g[5])
-			tag := g[4]
-			if tag == "-" {
-				tag = ""
-			}
-			m.Pins = append(m.Pins, Pin{Env: g[1], Image: g[2], Digest: g[3], Tag: tag, Time: t})
-		default:
-			inPins = false
-			text = append(text, l)
+			continue
 		}
+		if inPins {
+			if g := pinLine.FindStringSubmatch(l); g != nil {
+				t, _ := time.Parse(time.RFC3339, g[5])
+				tag := g[4]
+				if tag == "-" {
+					tag = ""
+				}
+				m.Pins = append(m.Pins, Pin{Env: g[1], Image: g[2], Digest: g[3], Tag: tag, Time: t})
+				continue
+			}
+			if g := earlierPins.FindStringSubmatch(l); g != nil {
+				m.Earlier, _ = strconv.Atoi(strings.ReplaceAll(g[1], ",", ""))
+				m.Since, _ = time.Parse(time.RFC3339, g[2])
+				continue
+			}
+		}
+		inPins = false
+		text = append(text, l)
 	}
 	m.Text = strings.TrimSpace(strings.Join(text, "\n"))
-	if len(m.Pins) == 0 {
-		m.Pins = trailerPins
+	if len(m.Pins) == 0 && m.Earlier == 0 {
+		m.Pins = trailerPins // a message without a pin list
+	} else {
+		m.Carry = trailerPins
 	}
 	return m
 }

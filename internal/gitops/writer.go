@@ -4,8 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
+
+	"github.com/pinroll/pinroll/internal/retry"
 )
 
 // ErrContention is returned by [Writer.Apply] when the branch kept moving
@@ -56,43 +57,52 @@ type Writer struct {
 // edit is called once per attempt and must be a pure function of the snapshot
 // and of state it re-reads itself.
 func (w *Writer) Apply(ctx context.Context, branch string, paths []string, edit func(Snapshot) (Change, error)) (Result, error) {
-	attempts := w.Attempts
-	if attempts <= 0 {
-		attempts = 10
-	}
 	var res Result
-	for res.Attempts < attempts {
-		res.Attempts++
+	err := w.policy().Do(ctx, func(attempt int) error {
+		res.Attempts = attempt
 		snap, err := w.Repo.Read(ctx, branch, paths...)
 		if err != nil {
-			return res, fmt.Errorf("read %s: %w", branch, err)
+			return fmt.Errorf("read %s: %w", branch, err)
 		}
 		ch, err := edit(snap)
 		if err != nil {
-			return res, err
+			return err
 		}
 		if len(ch.Files) == 0 {
 			res.Commit = snap.Commit.SHA
-			return res, nil
+			return nil
 		}
 		c := w.plan(snap.Commit, ch)
 		sha, err := w.Repo.WriteCommit(ctx, c)
 		if err != nil {
-			return res, fmt.Errorf("write commit on %s: %w", branch, err)
+			return fmt.Errorf("write commit on %s: %w", branch, err)
 		}
 		err = w.Repo.MoveBranch(ctx, branch, snap.Commit.SHA, sha)
-		if err == nil {
-			res.Commit, res.Changed = sha, true
-			return res, nil
+		if errors.Is(err, ErrConflict) {
+			return retry.Again(err)
 		}
-		if !errors.Is(err, ErrConflict) {
-			return res, fmt.Errorf("move %s: %w", branch, err)
+		if err != nil {
+			return fmt.Errorf("move %s: %w", branch, err)
 		}
-		if err := w.wait(ctx, res.Attempts); err != nil {
-			return res, err
-		}
+		res.Commit, res.Changed = sha, true
+		return nil
+	})
+	if errors.Is(err, ErrConflict) {
+		return res, fmt.Errorf("move %s after %d attempts: %w (last: %w)", branch, res.Attempts, ErrContention, err)
 	}
-	return res, fmt.Errorf("move %s after %d attempts: %w", branch, res.Attempts, ErrContention)
+	return res, err
+}
+
+// policy is the retry policy of Apply's compare-and-swap loop.
+func (w *Writer) policy() retry.Policy {
+	p := retry.Policy{Attempts: w.Attempts, Base: w.Backoff, Max: time.Second}
+	if p.Attempts <= 0 {
+		p.Attempts = 10
+	}
+	if p.Base <= 0 {
+		p.Base = 20 * time.Millisecond
+	}
+	return p
 }
 
 // plan builds the commit for ch on top of tip: an amend of the bot's rolling
@@ -101,10 +111,14 @@ func (w *Writer) plan(tip Commit, ch Change) NewCommit {
 	now := w.now()
 	msg := Message{Kind: ch.Kind, Subject: ch.Subject, Text: ch.Text, Pins: ch.Pins}
 	parents := []string{tip.SHA}
-	if ch.Kind == KindRolling && w.isRolling(tip) {
-		prev := ParseMessage(tip.Message)
-		msg.Pins = append(append([]Pin(nil), ch.Pins...), prev.Pins...)
-		parents = tip.Parents
+	if ch.Kind == KindRolling {
+		// Parsed once: the tip's message is bounded (MaxListedPins), but
+		// this runs on every attempt.
+		if prev := ParseMessage(tip.Message); w.isRolling(tip, prev) {
+			msg.Pins = append(append([]Pin(nil), ch.Pins...), prev.Pins...)
+			msg.Earlier, msg.Since, msg.Carry = prev.Earlier, prev.Since, prev.Carried()
+			parents = tip.Parents
+		}
 	}
 	if msg.Subject == "" && len(msg.Pins) > 0 {
 		p := msg.Pins[0]
@@ -122,29 +136,10 @@ func (w *Writer) plan(tip Commit, ch Change) NewCommit {
 	}
 }
 
-// isRolling reports whether c is the bot's rolling commit, which may be amended.
-func (w *Writer) isRolling(c Commit) bool {
-	return len(c.Parents) == 1 &&
-		c.Author.Email == w.Author.Email &&
-		ParseMessage(c.Message).Kind == KindRolling
-}
-
-func (w *Writer) wait(ctx context.Context, attempt int) error {
-	base := w.Backoff
-	if base <= 0 {
-		base = 20 * time.Millisecond
-	}
-	d := base << min(attempt-1, 6)
-	d = min(d, time.Second)
-	d = d/2 + rand.N(d/2+1) // jitter: half fixed, half random
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return fmt.Errorf("wait to retry: %w", context.Cause(ctx))
-	case <-t.C:
-		return nil
-	}
+// isRolling reports whether c, whose message parses to m, is the bot's
+// rolling commit, which may be amended.
+func (w *Writer) isRolling(c Commit, m Message) bool {
+	return len(c.Parents) == 1 && c.Author.Email == w.Author.Email && m.Kind == KindRolling
 }
 
 func (w *Writer) now() time.Time {

@@ -13,6 +13,12 @@ import (
 	"time"
 )
 
+// DeliveryRetention is how long a handled delivery id is remembered: Pub/Sub
+// redelivers a message for at most its retention (7 days by default), so an id
+// older than that cannot come back. Firestore's TTL policy forgets deliveries
+// after it.
+const DeliveryRetention = 7 * 24 * time.Hour
+
 // ErrClosed is returned by a ledger used after Close.
 var ErrClosed = errors.New("ledger closed")
 
@@ -84,12 +90,15 @@ type Entry struct {
 }
 
 // HistoryQuery selects history entries. Empty fields match everything; Limit 0
-// means no limit. Results are newest first.
+// means no limit. Results are newest first ([HistoryOrder]); with Before set,
+// they start after that position, so paging with the [CursorOf] each page's
+// last entry has no gaps or overlaps.
 type HistoryQuery struct {
 	Env    string
 	Image  string
 	Digest string
 	Limit  int
+	Before Cursor
 }
 
 // Promotion is a release waiting for, or blocked from, its environment
@@ -119,7 +128,8 @@ const (
 // Ledger is pinroll's durable record. Every method is safe for concurrent use,
 // and every write is atomic.
 type Ledger interface {
-	// Delivery reports the outcome recorded for a delivery id, if it was handled.
+	// Delivery reports the outcome recorded for a delivery id, if it was
+	// handled. An id may be any bytes of any length ([StorageID]).
 	Delivery(ctx context.Context, id string) (outcome string, ok bool, err error)
 	// MarkDelivery records that delivery id was handled with outcome. Marking
 	// the same id again keeps the first outcome.
@@ -127,9 +137,11 @@ type Ledger interface {
 
 	// RecordDigest records that image was pushed with digest, adding tag (when
 	// not empty) to the digest's tags. The tag then names this digest, unless
-	// a message with a newer key already moved the tag to another digest.
+	// a message with a newer key already moved the tag to another digest
+	// ([SeeDigest], [MovesTag]). key.ID may be any bytes.
 	RecordDigest(ctx context.Context, image, digest, tag string, key Key) error
-	// Digest returns the record of one digest of image.
+	// Digest returns the record of one digest of image, its tags in
+	// [SortTags] order.
 	Digest(ctx context.Context, image, digest string) (Digest, bool, error)
 	// TagDigest returns the digest that tag of image names now: the one of the
 	// newest message that carried the tag.
@@ -142,13 +154,16 @@ type Ledger interface {
 	// ClaimPin makes p the pin of (p.Env, p.Image) unless the current pin's key
 	// is not older than p.Key; a pin with Cause manual always applies. A claim
 	// that keeps the current digest keeps its Commit. It returns the pin in
-	// force afterwards and whether p was applied.
+	// force afterwards and whether p was applied. An automatic claim of a held
+	// (env, image) fails with [ErrHeld], decided in the same transaction as
+	// the claim ([Claim]), with the pin in force.
 	ClaimPin(ctx context.Context, p Pin) (current Pin, applied bool, err error)
 	// CommitPin records that p is durable in git at commit: the pin's Commit is
 	// set when its key still equals p.Key, and one history entry is written
-	// for (p.Env, p.Image, p.Key) — calling it again changes nothing more.
+	// for (p.Env, p.Image, p.Key) — calling it again changes nothing more
+	// ([PlanCommit]).
 	CommitPin(ctx context.Context, p Pin, commit string, at time.Time) error
-	// History returns history entries, newest first.
+	// History returns the entries q selects, newest first ([HistoryOrder]).
 	History(ctx context.Context, q HistoryQuery) ([]Entry, error)
 
 	// SetHold pauses (held) or resumes automatic updates of (env, image).

@@ -72,55 +72,60 @@ func (r *Repo) graphql(ctx context.Context, query string, vars map[string]any, o
 	if err != nil {
 		return "", nil, fmt.Errorf("encode GraphQL request: %w", err)
 	}
-	for waits := 0; ; waits++ {
+	var reqID string
+	var gerrs *gqlErrors
+	waits := 0
+	err = r.lim.policy(ctx, "GraphQL").Do(ctx, func(int) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.graphqlURL, bytes.NewReader(body))
 		if err != nil {
-			return "", nil, fmt.Errorf("GraphQL request: %w", err)
+			return fmt.Errorf("GraphQL request: %w", err)
 		}
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Accept", "application/json")
 		req.Header.Set("User-Agent", "pinroll")
 		resp, err := r.http.Do(req)
 		if err != nil {
-			return "", nil, transportError(ctx, err)
+			return transportError(ctx, err)
 		}
 		raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 		resp.Body.Close()
-		reqID := resp.Header.Get("X-GitHub-Request-Id")
+		reqID = resp.Header.Get("X-GitHub-Request-Id")
 		if err != nil {
-			return "", nil, &apiError{kind: ErrTransient, status: resp.StatusCode, requestID: reqID, msg: "read GraphQL answer: " + err.Error()}
+			return &apiError{kind: ErrTransient, status: resp.StatusCode, requestID: reqID, msg: "read GraphQL answer: " + err.Error()}
 		}
 		if resp.StatusCode != http.StatusOK {
-			return "", nil, statusError(resp.StatusCode, reqID, githubMessage(raw), "GraphQL endpoint "+r.graphqlURL)
+			return statusError(resp.StatusCode, reqID, githubMessage(raw), "GraphQL endpoint "+r.graphqlURL)
 		}
 		var ans struct {
 			Data   json.RawMessage `json:"data"`
 			Errors []gqlError      `json:"errors"`
 		}
 		if err := json.Unmarshal(raw, &ans); err != nil {
-			return "", nil, &apiError{status: resp.StatusCode, requestID: reqID, msg: "GraphQL answer is not JSON: " + githubMessage(raw)}
+			return &apiError{status: resp.StatusCode, requestID: reqID, msg: "GraphQL answer is not JSON: " + githubMessage(raw)}
 		}
-		var gerrs *gqlErrors
+		gerrs = nil
 		if len(ans.Errors) > 0 {
 			gerrs = &gqlErrors{errs: ans.Errors, requestID: reqID}
 			if gerrs.has("RATE_LIMITED") || gerrs.has("RATE_LIMIT") {
-				wait := graphqlResetWait(resp, r.lim.now())
-				if err := r.lim.rateLimited(ctx, waits, wait, resp.StatusCode, reqID, gerrs.errs[0].Message); err != nil {
-					return "", nil, err
-				}
-				continue
+				err := r.lim.rateLimited(waits, graphqlResetWait(resp, r.lim.now()), resp.StatusCode, reqID, gerrs.errs[0].Message)
+				waits++
+				return err
 			}
 		}
 		if len(ans.Data) > 0 && string(ans.Data) != "null" && out != nil {
 			if err := json.Unmarshal(ans.Data, out); err != nil {
-				return "", nil, &apiError{requestID: reqID, msg: "decode GraphQL data: " + err.Error()}
+				return &apiError{requestID: reqID, msg: "decode GraphQL data: " + err.Error()}
 			}
 		}
 		if gerrs == nil && (len(ans.Data) == 0 || string(ans.Data) == "null") {
-			return "", nil, &apiError{requestID: reqID, msg: "GraphQL answer has neither data nor errors"}
+			return &apiError{requestID: reqID, msg: "GraphQL answer has neither data nor errors"}
 		}
-		return reqID, gerrs, nil
+		return nil
+	})
+	if err != nil {
+		return "", nil, err
 	}
+	return reqID, gerrs, nil
 }
 
 // graphqlResetWait is the wait a GraphQL rate limit asks for.

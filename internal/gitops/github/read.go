@@ -282,29 +282,18 @@ func (r *Repo) refOID(ctx context.Context, ref string) (string, error) {
 	return data.Repository.Ref.Target.OID, nil
 }
 
-// refName is the fully qualified name of a branch.
+// refName is the fully qualified name of a branch; see [gitops.CheckBranch].
 func refName(branch string) (string, error) {
 	b := strings.TrimPrefix(branch, "refs/heads/")
-	if b == "" || strings.HasPrefix(b, "/") || strings.HasSuffix(b, "/") || strings.HasSuffix(b, ".lock") ||
-		strings.Contains(b, "..") || strings.Contains(b, "//") || strings.Contains(b, "@{") ||
-		strings.ContainsAny(b, " ~^:?*[\\\x7f") || strings.IndexFunc(b, func(c rune) bool { return c < 0x20 }) >= 0 {
-		return "", fmt.Errorf("invalid branch name %q", branch)
+	if err := gitops.CheckBranch(b); err != nil {
+		return "", err
 	}
 	return "refs/heads/" + b, nil
 }
 
-// checkPath accepts clean, relative, slash-separated paths.
-func checkPath(p string) error {
-	if p == "" || strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.Contains(p, "\\") || strings.ContainsRune(p, 0) {
-		return fmt.Errorf("invalid path %q: want a relative, slash-separated file path", p)
-	}
-	for _, part := range strings.Split(p, "/") {
-		if part == "" || part == "." || part == ".." || part == ".git" {
-			return fmt.Errorf("invalid path %q: want a relative, slash-separated file path", p)
-		}
-	}
-	return nil
-}
+// checkPath accepts clean, relative, slash-separated paths; see
+// [gitops.CheckPath].
+func checkPath(p string) error { return gitops.CheckPath(p) }
 
 func isSHA(s string) bool {
 	if len(s) != 40 {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"github.com/bradleyfalzon/ghinstallation/v2"
+
+	"github.com/pinroll/pinroll/internal/retry"
 )
 
 // Defaults of the limiter.
@@ -42,7 +43,6 @@ type limiter struct {
 	backoff      time.Duration
 	maxWait      time.Duration
 	maxRateWaits int
-	sleep        func(ctx context.Context, d time.Duration) error
 	now          func() time.Time
 	secrets      []string // redacted from logged error texts
 }
@@ -58,97 +58,130 @@ func newLimiter(next http.RoundTripper, log *slog.Logger, maxWait time.Duration)
 		backoff:      defaultBackoff,
 		maxWait:      maxWait,
 		maxRateWaits: defaultMaxRateWaits,
-		sleep:        sleepCtx,
 		now:          time.Now,
 	}
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+// rateReserve is the time a call needs after a wait: a wait that would leave
+// less before the context's deadline is not started.
+const rateReserve = 250 * time.Millisecond
+
+// policy is the retry policy of one GitHub call: failures retried with
+// backoff, rate limits waited out, and no wait that would end past the
+// call's deadline. what names the call in the log.
+func (l *limiter) policy(ctx context.Context, what string) retry.Policy {
+	return retry.Policy{
+		Attempts: 1 + l.retries + l.maxRateWaits,
+		Base:     l.backoff,
+		Reserve:  rateReserve,
+		OnRetry: func(attempt int, wait time.Duration, err error) {
+			msg := "github call failed, retrying"
+			if errors.Is(err, ErrRateLimited) {
+				msg = "github rate limit, waiting"
+			}
+			l.log.WarnContext(ctx, msg, "call", what, "error", l.redact(err.Error()), "attempt", attempt, "wait", wait.String())
+		},
 	}
 }
 
-// RoundTrip implements http.RoundTripper.
+// rateLimited is the one place where a rate limit GitHub announced (how it
+// announced it is the caller's to read) becomes an error: ErrRateLimited
+// with the wait GitHub asked for, marked for a retry after that wait while
+// the call has waited fewer than maxRateWaits times and the wait is within
+// maxWait. The retry loop ([limiter.policy]) waits only if the wait fits the
+// call's deadline; otherwise it fails at once with this error, which the
+// engine answers as transient (503).
+func (l *limiter) rateLimited(waits int, wait time.Duration, status int, reqID, detail string) error {
+	msg := fmt.Sprintf("rate limited: GitHub asks to wait %s, more than this call can wait", wait.Round(time.Second))
+	if detail != "" {
+		msg = fmt.Sprintf("rate limited: GitHub asks to wait %s (%s), more than this call can wait", wait.Round(time.Second), detail)
+	}
+	err := &apiError{kind: ErrRateLimited, status: status, requestID: reqID, retryAfter: wait, msg: msg}
+	if waits >= l.maxRateWaits || wait > l.maxWait {
+		return err
+	}
+	return retry.After(wait, err)
+}
+
+// RoundTrip implements http.RoundTripper. Like every RoundTripper it closes
+// the request's body, even on errors: a body that can be replayed (GetBody)
+// is never sent itself — every attempt sends a fresh copy — and is closed on
+// return; one that cannot be replayed is sent once and not retried.
 func (l *limiter) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
-	rewindable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+	hasBody := req.Body != nil && req.Body != http.NoBody
+	rewindable := !hasBody || req.GetBody != nil
+	if hasBody && rewindable {
+		defer req.Body.Close()
+	}
+	what := req.Method + " " + req.URL.Path
 	failures, rateWaits := 0, 0
-	for {
-		r, err := rewind(req)
+	var resp *http.Response
+	err := l.policy(ctx, what).Do(ctx, func(int) error {
+		r, err := rewind(req, hasBody && rewindable)
 		if err != nil {
-			return nil, fmt.Errorf("rewind request body: %w", err)
+			return fmt.Errorf("rewind request body: %w", err)
 		}
 		l.calls.Add(1)
 		start := l.now()
-		resp, err := l.next.RoundTrip(r)
+		resp, err = l.next.RoundTrip(r)
 		if err != nil {
+			resp = nil
 			if ctx.Err() != nil {
-				return nil, ctx.Err()
+				return ctx.Err()
 			}
-			if ae := appTokenError(err); ae != nil {
-				if !errors.Is(ae, ErrTransient) {
-					return nil, ae
-				}
+			if ae := appTokenError(err); ae != nil && !errors.Is(ae, ErrTransient) {
+				return ae
 			}
 			failures++
+			e := &apiError{kind: ErrTransient, msg: fmt.Sprintf("%s failed %d times: %v", what, failures, err), cause: err}
 			if failures > l.retries || !rewindable {
-				return nil, &apiError{kind: ErrTransient, msg: fmt.Sprintf("%s %s failed %d times: %v", req.Method, req.URL.Path, failures, err), cause: err}
+				return e
 			}
-			wait := l.backoffFor(failures)
-			l.log.WarnContext(ctx, "github call failed, retrying", "method", req.Method, "path", req.URL.Path, "error", l.redact(err.Error()), "attempt", failures, "wait", wait.String())
-			if err := l.sleep(ctx, wait); err != nil {
-				return nil, err
-			}
-			continue
+			return retry.Again(e)
 		}
-		reqID := resp.Header.Get("X-GitHub-Request-Id")
-		l.log.DebugContext(ctx, "github call", "method", req.Method, "path", req.URL.Path, "status", resp.StatusCode,
+		status, reqID := resp.StatusCode, resp.Header.Get("X-GitHub-Request-Id")
+		l.log.DebugContext(ctx, "github call", "method", req.Method, "path", req.URL.Path, "status", status,
 			"request_id", reqID, "duration_ms", l.now().Sub(start).Milliseconds(),
 			"ratelimit_remaining", resp.Header.Get("X-RateLimit-Remaining"))
 
 		switch {
-		case resp.StatusCode >= 500:
+		case status >= 500:
 			msg := githubMessage(drain(resp))
+			ra, hasRA := retryAfterHeader(resp, l.now())
+			resp = nil
 			failures++
-			if failures > l.retries || !rewindable {
-				return nil, &apiError{kind: ErrTransient, status: resp.StatusCode, requestID: reqID,
-					msg: fmt.Sprintf("GitHub answered %s %s with %d %s %d times", req.Method, req.URL.Path, resp.StatusCode, msg, failures)}
+			e := &apiError{kind: ErrTransient, status: status, requestID: reqID,
+				msg: fmt.Sprintf("GitHub answered %s with %d %s %d times", what, status, msg, failures)}
+			switch {
+			case failures > l.retries || !rewindable:
+				return e
+			case hasRA && ra <= l.maxWait:
+				return retry.After(ra, e)
 			}
-			wait := l.backoffFor(failures)
-			if ra, ok := retryAfterHeader(resp, l.now()); ok && ra <= l.maxWait {
-				wait = max(wait, ra)
-			}
-			l.log.WarnContext(ctx, "github server error, retrying", "method", req.Method, "path", req.URL.Path, "status", resp.StatusCode, "request_id", reqID, "attempt", failures, "wait", wait.String())
-			if err := l.sleep(ctx, wait); err != nil {
-				return nil, err
-			}
-			continue
+			return retry.Again(e)
 
-		case resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusTooManyRequests:
+		case status == http.StatusForbidden || status == http.StatusTooManyRequests:
 			body := drain(resp)
 			wait, limited := rateLimitWait(resp, body, l.now())
 			if !limited {
 				resp.Body = io.NopCloser(bytes.NewReader(body))
-				return resp, nil
+				return nil
 			}
+			resp = nil
 			waits := rateWaits
 			if !rewindable {
 				waits = l.maxRateWaits // the body is spent: no second try
 			}
-			if err := l.rateLimited(ctx, waits, wait, resp.StatusCode, reqID, githubMessage(body)); err != nil {
-				return nil, err
-			}
 			rateWaits++
-			continue
+			return l.rateLimited(waits, wait, status, reqID, githubMessage(body))
 		}
-		return resp, nil
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return resp, nil
 }
 
 // redact hides secrets in a text about to be logged.
@@ -161,49 +194,11 @@ func (l *limiter) redact(s string) string {
 	return s
 }
 
-// fits reports whether waiting d leaves the call time to run before its
-// deadline, and d is within the cap.
-// rateLimited handles a rate limit GitHub announced (how it was announced is
-// the caller's to read): when the wait fits the call's deadline and the
-// limiter's budget (waits so far < maxRateWaits), it logs and sleeps, and
-// returns nil so the caller tries again; otherwise it returns the
-// ErrRateLimited error (or the context's, if the sleep was cut short).
-func (l *limiter) rateLimited(ctx context.Context, waits int, wait time.Duration, status int, reqID, detail string) error {
-	if waits < l.maxRateWaits && l.fits(ctx, wait) {
-		l.log.WarnContext(ctx, "github rate limit, waiting", "status", status, "request_id", reqID, "wait", wait.String())
-		return l.sleep(ctx, wait)
-	}
-	msg := fmt.Sprintf("rate limited: GitHub asks to wait %s, more than this call can wait", wait.Round(time.Second))
-	if detail != "" {
-		msg = fmt.Sprintf("rate limited: GitHub asks to wait %s (%s), more than this call can wait", wait.Round(time.Second), detail)
-	}
-	return &apiError{kind: ErrRateLimited, status: status, requestID: reqID, retryAfter: wait, msg: msg}
-}
-
-func (l *limiter) fits(ctx context.Context, d time.Duration) bool {
-	if d > l.maxWait {
-		return false
-	}
-	if dl, ok := ctx.Deadline(); ok && l.now().Add(d+250*time.Millisecond).After(dl) {
-		return false
-	}
-	return true
-}
-
-// backoffFor is the wait before retry n (1-based): backoff·2^(n-1), with
-// jitter taking it down to half of that.
-func (l *limiter) backoffFor(n int) time.Duration {
-	d := l.backoff << (n - 1)
-	if d <= 0 {
-		return 0
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-// rewind returns a copy of req with a fresh body.
-func rewind(req *http.Request) (*http.Request, error) {
+// rewind returns a copy of req to send, with a fresh copy of the body when
+// fresh is set.
+func rewind(req *http.Request, fresh bool) (*http.Request, error) {
 	r := req.Clone(req.Context())
-	if req.GetBody != nil && req.Body != nil && req.Body != http.NoBody {
+	if fresh {
 		b, err := req.GetBody()
 		if err != nil {
 			return nil, err

@@ -34,11 +34,11 @@ func (r *Repo) WriteCommit(ctx context.Context, c gitops.NewCommit) (string, err
 
 func (r *Repo) writeCommit(ctx context.Context, c gitops.NewCommit) (string, error) {
 	if c.BaseTree != "" && !isSHA(c.BaseTree) {
-		return "", fmt.Errorf("base tree %q is not a SHA", c.BaseTree)
+		return "", fmt.Errorf("%w: base tree %q is not a SHA", gitops.ErrInvalid, c.BaseTree)
 	}
 	for _, p := range c.Parents {
 		if !isSHA(p) {
-			return "", fmt.Errorf("parent %q is not a SHA", p)
+			return "", fmt.Errorf("%w: parent %q is not a SHA", gitops.ErrInvalid, p)
 		}
 	}
 	tree := c.BaseTree
@@ -167,7 +167,7 @@ func (r *Repo) moveBranch(ctx context.Context, branch, from, to string) error {
 		before = zeroOID
 	}
 	if !isSHA(before) || !isSHA(to) {
-		return fmt.Errorf("want 40-hex SHAs, got %q and %q", from, to)
+		return fmt.Errorf("%w: want 40-hex SHAs, got %q and %q", gitops.ErrInvalid, from, to)
 	}
 	id, err := r.repositoryID(ctx)
 	if err != nil {
@@ -222,7 +222,8 @@ func (r *Repo) moveBranch(ctx context.Context, branch, from, to string) error {
 // go-github refuses calls by itself while it believes the rate limit is
 // spent; such a refusal is waited out once when the wait fits.
 func (r *Repo) restCall(ctx context.Context, call func() (*ghResponse, error)) error {
-	for waits := 0; ; waits++ {
+	waits := 0
+	return r.lim.policy(ctx, "REST").Do(ctx, func(int) error {
 		resp, err := call()
 		if err == nil {
 			return nil
@@ -232,7 +233,7 @@ func (r *Repo) restCall(ctx context.Context, call func() (*ghResponse, error)) e
 		var wait time.Duration
 		switch {
 		case errors.As(err, &rle):
-			wait = max(time.Until(rle.Rate.Reset.Time)+resetSkew, 0)
+			wait = max(rle.Rate.Reset.Time.Sub(r.lim.now())+resetSkew, 0)
 		case errors.As(err, &abuse):
 			wait = secondaryLimitWait
 			if abuse.RetryAfter != nil {
@@ -241,10 +242,10 @@ func (r *Repo) restCall(ctx context.Context, call func() (*ghResponse, error)) e
 		default:
 			return restError(ctx, err, resp)
 		}
-		if err := r.lim.rateLimited(ctx, waits, wait, http.StatusForbidden, requestID(resp), ""); err != nil {
-			return err
-		}
-	}
+		err = r.lim.rateLimited(waits, wait, http.StatusForbidden, requestID(resp), "")
+		waits++
+		return err
+	})
 }
 
 // restError classifies a go-github error.

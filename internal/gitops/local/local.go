@@ -28,6 +28,7 @@ import (
 	"github.com/go-git/go-git/v5/storage/filesystem"
 
 	"github.com/pinroll/pinroll/internal/gitops"
+	"github.com/pinroll/pinroll/internal/retry"
 )
 
 // cacheSize bounds the memory go-git's object cache may hold.
@@ -54,7 +55,20 @@ type Repo struct {
 	// refMu serialises this process's own moves, so that they compete on
 	// their values rather than on each other's lock files.
 	refMu sync.Mutex
+
+	now      func() time.Time // the clock: commit and reflog times
+	lockWait time.Duration    // how long a move waits for another process's ref lock
+
+	// lockedHook, when a test sets it, runs while casRef holds the lock on
+	// a ref.
+	lockedHook func(ref string)
 }
+
+// defaultLockWait is how long a move waits for a ref lock another process
+// holds before it reports the lock. git itself waits 100 ms
+// (core.filesRefLockTimeout); a push holds its lock for milliseconds, so a
+// lock still there after this long is most likely left by a crash.
+const defaultLockWait = 250 * time.Millisecond
 
 var _ gitops.Repo = (*Repo)(nil)
 
@@ -74,7 +88,7 @@ func Open(repo string) (*Repo, error) {
 	// Default options: ExclusiveAccess off, so that go-git lists the pack
 	// directory and loose objects afresh instead of trusting a cached view.
 	st := filesystem.NewStorageWithOptions(osfs.New(gitDir), cache.NewObjectLRU(cacheSize), filesystem.Options{})
-	r := &Repo{gitDir: gitDir, st: st, log: slog.New(slog.DiscardHandler)}
+	r := &Repo{gitDir: gitDir, st: st, log: slog.New(slog.DiscardHandler), now: time.Now, lockWait: defaultLockWait}
 	if gitDir == filepath.Join(path, ".git") {
 		r.workTree = path // a plain non-bare repository (not a linked worktree)
 	}
@@ -86,6 +100,15 @@ func Open(repo string) (*Repo, error) {
 func (r *Repo) WithLogger(log *slog.Logger) *Repo {
 	if log != nil {
 		r.log = log
+	}
+	return r
+}
+
+// WithClock makes r date commits whose signatures have no time, and its
+// reflog entries, by now instead of time.Now, and returns r.
+func (r *Repo) WithClock(now func() time.Time) *Repo {
+	if now != nil {
+		r.now = now
 	}
 	return r
 }
@@ -206,9 +229,18 @@ func (r *Repo) read(ctx context.Context, branch string, paths []string) (gitops.
 		return gitops.Snapshot{}, fmt.Errorf("no such branch: %w", gitops.ErrNotFound)
 	}
 
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	c, err := r.commit(plumbing.NewHash(tip))
+	var snap gitops.Snapshot
+	err = r.withObjects(ctx, func() error {
+		var err error
+		snap, err = r.snapshot(plumbing.NewHash(tip), paths)
+		return err
+	})
+	return snap, err
+}
+
+// snapshot reads commit tip and the files at paths in it; r.mu must be held.
+func (r *Repo) snapshot(tip plumbing.Hash, paths []string) (gitops.Snapshot, error) {
+	c, err := r.commit(tip)
 	if err != nil {
 		return gitops.Snapshot{}, err
 	}
@@ -342,53 +374,56 @@ func (r *Repo) writeCommit(ctx context.Context, c gitops.NewCommit) (plumbing.Ha
 	var base plumbing.Hash
 	if c.BaseTree != "" {
 		if base, err = parseHash(c.BaseTree); err != nil {
-			return plumbing.ZeroHash, fmt.Errorf("base tree: %w", err)
+			return plumbing.ZeroHash, fmt.Errorf("%w: base tree: %w", gitops.ErrInvalid, err)
 		}
 	}
 	parents := make([]plumbing.Hash, 0, len(c.Parents))
 	for _, p := range c.Parents {
 		h, err := parseHash(p)
 		if err != nil {
-			return plumbing.ZeroHash, fmt.Errorf("parent: %w", err)
+			return plumbing.ZeroHash, fmt.Errorf("%w: parent: %w", gitops.ErrInvalid, err)
 		}
 		parents = append(parents, h)
 	}
 
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, p := range parents {
-		if _, err := r.commit(p); err != nil {
-			return plumbing.ZeroHash, fmt.Errorf("parent: %w", err)
-		}
-	}
-	var baseTree *object.Tree
-	if !base.IsZero() {
-		if baseTree, err = r.tree(base); err != nil {
-			return plumbing.ZeroHash, fmt.Errorf("base tree: %w", err)
-		}
-	}
-	root, err := r.writeTree(baseTree, edit)
-	if err != nil {
-		return plumbing.ZeroHash, err
-	}
-
-	now := time.Now()
+	now := r.now()
 	author, committer := signature(c.Author, now), signature(c.Committer, now)
 	if c.Committer == (gitops.Signature{}) {
 		committer = author
 	}
-	commit := &object.Commit{
-		Author:       author,
-		Committer:    committer,
-		Message:      c.Message,
-		TreeHash:     root,
-		ParentHashes: parents,
-	}
-	o := r.st.NewEncodedObject()
-	if err := commit.Encode(o); err != nil {
-		return plumbing.ZeroHash, fmt.Errorf("encode commit: %w", err)
-	}
-	return r.put(o)
+	var h plumbing.Hash
+	err = r.withObjects(ctx, func() error {
+		for _, p := range parents {
+			if _, err := r.commit(p); err != nil {
+				return fmt.Errorf("parent: %w", err)
+			}
+		}
+		var baseTree *object.Tree
+		if !base.IsZero() {
+			var err error
+			if baseTree, err = r.tree(base); err != nil {
+				return fmt.Errorf("base tree: %w", err)
+			}
+		}
+		root, err := r.writeTree(baseTree, edit)
+		if err != nil {
+			return err
+		}
+		commit := &object.Commit{
+			Author:       author,
+			Committer:    committer,
+			Message:      c.Message,
+			TreeHash:     root,
+			ParentHashes: parents,
+		}
+		o := r.st.NewEncodedObject()
+		if err := commit.Encode(o); err != nil {
+			return fmt.Errorf("encode commit: %w", err)
+		}
+		h, err = r.put(o)
+		return err
+	})
+	return h, err
 }
 
 func signature(s gitops.Signature, now time.Time) object.Signature {
@@ -400,11 +435,15 @@ func signature(s gitops.Signature, now time.Time) object.Signature {
 
 // MoveBranch points branch at to only if it still points at from, as
 // [gitops.Repo] describes. It follows git's ref-locking protocol: it creates
-// refs/heads/<branch>.lock exclusively (an existing lock, held by git or by
-// another pinroll, is reported as ErrConflict and left alone), compares the
-// ref's current value (loose, else packed) with from, writes to into the lock
-// file, appends to the branch's reflog when it has one, and renames the lock
-// file onto the ref. to must be a commit in the repository.
+// refs/heads/<branch>.lock exclusively, compares the ref's current value
+// (loose, else packed) with from, writes to into the lock file, appends to
+// the branch's reflog when it has one, and renames the lock file onto the
+// ref. to must be a commit in the repository.
+//
+// A lock another process holds (git, or another pinroll) is left alone and
+// waited for briefly (250 ms); a lock still there then — most likely left by
+// a crashed git — is reported by its path, as a transient error that is not
+// ErrConflict: reading the branch again cannot help while the lock stays.
 func (r *Repo) MoveBranch(ctx context.Context, branch, from, to string) error {
 	ref := "refs/heads/" + branch
 	if err := r.moveBranch(ctx, ref, branch, from, to); err != nil {
@@ -422,30 +461,45 @@ func (r *Repo) moveBranch(ctx context.Context, ref, branch, from, to string) err
 	}
 	fromHash, err := parseHash(from)
 	if err != nil {
-		return fmt.Errorf("from: %w", err)
+		return fmt.Errorf("%w: from: %w", gitops.ErrInvalid, err)
 	}
 	toHash, err := parseHash(to)
 	if err != nil {
-		return fmt.Errorf("to: %w", err)
+		return fmt.Errorf("%w: to: %w", gitops.ErrInvalid, err)
 	}
-	r.mu.Lock()
-	c, err := r.commit(toHash)
-	r.mu.Unlock()
+	var c *object.Commit
+	err = r.withObjects(ctx, func() error {
+		var err error
+		c, err = r.commit(toHash)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("to: %w", err)
 	}
+	return r.lockRetry().Do(ctx, func(int) error {
+		r.refMu.Lock()
+		defer r.refMu.Unlock()
+		err := r.casRef(ref, fromHash.String(), toHash.String(), c.Committer)
+		if errors.Is(err, errLocked) {
+			return retry.Again(err)
+		}
+		if err != nil {
+			return err
+		}
+		// Best effort: the branch has moved; a work tree with local changes
+		// (or a git command holding the index) is left as it is, and people
+		// are told.
+		if err := r.syncWorkTree(branch, fromHash, toHash); err != nil {
+			r.log.Warn("work tree not updated after moving the checked-out branch", "work_tree", r.workTree, "branch", branch, "reason", err.Error())
+		}
+		return nil
+	})
+}
 
-	r.refMu.Lock()
-	defer r.refMu.Unlock()
-	if err := r.casRef(ref, fromHash.String(), toHash.String(), c.Committer); err != nil {
-		return err
-	}
-	// Best effort: the branch has moved; a work tree with local changes (or
-	// a git command holding the index) is left as it is, and people are told.
-	if err := r.syncWorkTree(branch, fromHash, toHash); err != nil {
-		r.log.Warn("work tree not updated after moving the checked-out branch", "work_tree", r.workTree, "branch", branch, "reason", err.Error())
-	}
-	return nil
+// lockRetry waits for another process's lock on a ref (a git push or
+// update-ref: milliseconds) for at most r.lockWait.
+func (r *Repo) lockRetry() retry.Policy {
+	return retry.Policy{Attempts: 100, Base: 5 * time.Millisecond, Max: 50 * time.Millisecond, Within: r.lockWait}
 }
 
 // commit reads the commit h.
@@ -474,32 +528,54 @@ func (r *Repo) tree(h plumbing.Hash) (*object.Tree, error) {
 	return t, nil
 }
 
+// objectRetry bounds the retries of an object read that failed the way a
+// concurrent git gc or repack can make it fail: ~150 ms in all, as git does.
+var objectRetry = retry.Policy{Attempts: 5, Base: 10 * time.Millisecond, Within: 300 * time.Millisecond}
+
+// withObjects runs fn, which reads or writes objects, holding r.mu. When an
+// object read failed in a way a concurrent repack explains (see object), it
+// runs fn again a few times, waiting in between with r.mu released.
+func (r *Repo) withObjects(ctx context.Context, fn func() error) error {
+	return objectRetry.Do(ctx, func(int) error {
+		r.mu.Lock()
+		err := fn()
+		r.mu.Unlock()
+		if errors.Is(err, errRepack) {
+			return retry.Again(err)
+		}
+		return err
+	})
+}
+
+// errRepack marks an object read that failed otherwise than by not finding
+// the object: most likely a pack a concurrent git gc or repack deleted after
+// go-git listed it, which another look finds in the new pack.
+var errRepack = errors.New("object unreadable, perhaps moved by a concurrent repack")
+
 // object reads the object h of type t; r.mu must be held.
 //
 // go-git's object storage reads the index of every pack once and keeps it:
 // loose objects written since are found (they are looked up by path), but a
 // pack written since (by git receive-pack, git gc or git repack) is not, and a
-// pack deleted since (by git gc) fails the lookup. So on any failure the index
-// is dropped and the lookup tried again, a few times over ~140 ms, which
-// covers a concurrent repack swapping packs.
+// pack deleted since (by git gc) fails the lookup. So on a failure the index
+// is dropped and the lookup tried once more at once. Git writes a repack's
+// new pack before it deletes the objects it replaces, so an object still not
+// found then does not exist: ErrNotFound, without waiting. Any other failure
+// wraps errRepack, for withObjects to retry after a wait.
 func (r *Repo) object(t plumbing.ObjectType, h plumbing.Hash) (plumbing.EncodedObject, error) {
 	o, err := r.st.EncodedObject(t, h)
-	// A repack running now may remove the pack just listed before its
-	// replacement is in place: look again a few times, as git does.
-	for i := 0; err != nil && i < 4; i++ {
-		if i > 0 {
-			time.Sleep(time.Duration(i*i) * 10 * time.Millisecond)
-		}
+	if err != nil {
 		r.st.Reindex()
 		o, err = r.st.EncodedObject(t, h)
 	}
-	if errors.Is(err, plumbing.ErrObjectNotFound) {
+	switch {
+	case err == nil:
+		return o, nil
+	case errors.Is(err, plumbing.ErrObjectNotFound):
 		return nil, fmt.Errorf("%s %s: %w", t, h, gitops.ErrNotFound)
+	default:
+		return nil, fmt.Errorf("%s %s: %w: %w", t, h, errRepack, err)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", t, h, err)
-	}
-	return o, nil
 }
 
 // put writes o unless the repository has it already; r.mu must be held.

@@ -247,34 +247,100 @@ func TestGitPackRefs(t *testing.T) {
 	gitCmd(t, dir, "fsck", "--strict", "--no-dangling")
 }
 
-// TestLockHeld treats an existing lock file as somebody else's update in
-// progress: ErrConflict, and the lock left alone.
+// TestLockHeld leaves another process's lock file alone: a fresh one (a
+// push in progress) is waited for and the move completes once it goes; one
+// that stays (a crashed git) is reported at once by its path, as a
+// transient error that is not a compare-and-swap conflict (issue 8.5: a
+// stale main.lock used to spin through every attempt of the writer and
+// answer "contention" after 3.8 s).
 func TestLockHeld(t *testing.T) {
-	dir := newBare(t, map[string][]byte{"a.txt": []byte("a")})
-	r := open(t, dir)
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		releases time.Duration // when the lock goes; 0: never
+		lockWait time.Duration // 0: the default
+	}{
+		{name: "stale lock reported at once"},
+		{name: "fresh lock waited for", releases: 50 * time.Millisecond, lockWait: 10 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := newBare(t, map[string][]byte{"a.txt": []byte("a")})
+			r := open(t, dir)
+			if tc.lockWait > 0 {
+				r.lockWait = tc.lockWait
+			}
+			tip := read(t, r, "main").Commit
+			lock := filepath.Join(dir, "refs", "heads", "main.lock")
+			const theirs = "someone else's update\n"
+			if err := os.WriteFile(lock, []byte(theirs), 0o666); err != nil {
+				t.Fatal(err)
+			}
+			if tc.releases > 0 {
+				time.AfterFunc(tc.releases, func() { os.Remove(lock) })
+			}
+			w := &gitops.Writer{Repo: r, Author: bot}
+			start := time.Now()
+			res, err := w.Apply(t.Context(), "main", nil, func(gitops.Snapshot) (gitops.Change, error) {
+				return gitops.Change{Kind: gitops.KindRolling, Files: map[string][]byte{"b.txt": []byte("b")}}, nil
+			})
+			elapsed := time.Since(start)
+
+			if tc.releases > 0 {
+				if err != nil {
+					t.Fatalf("Apply with a lock released after %s: %v", tc.releases, err)
+				}
+				if got := read(t, r, "main").Commit.SHA; got != res.Commit || res.Attempts != 1 {
+					t.Errorf("branch at %s after %d attempts, want %s in 1", got, res.Attempts, res.Commit)
+				}
+				return
+			}
+			wantMsg := lock + " exists: another git process is writing, or one crashed; remove it if no git process is running"
+			if err == nil || !strings.Contains(err.Error(), wantMsg) {
+				t.Fatalf("Apply with a stale lock = %v, want an error saying %q", err, wantMsg)
+			}
+			for _, kind := range []error{gitops.ErrConflict, gitops.ErrContention, gitops.ErrInvalid, gitops.ErrNotFound} {
+				if errors.Is(err, kind) {
+					t.Errorf("error %v is %v, want a plain transient error", err, kind)
+				}
+			}
+			if res.Attempts != 1 || elapsed > 2*time.Second {
+				t.Errorf("reported after %d attempts and %s, want 1 attempt at once", res.Attempts, elapsed)
+			}
+			if got := readFile(t, lock); got != theirs {
+				t.Errorf("lock file now holds %q, want it untouched", got)
+			}
+			if got := read(t, r, "main").Commit.SHA; got != tip.SHA {
+				t.Errorf("branch moved to %s while locked", got)
+			}
+			if err := os.Remove(lock); err != nil {
+				t.Fatal(err)
+			}
+			c := commitOn(t, r, tip, "after the lock", nil)
+			move(t, r, "main", tip.SHA, c)
+			if _, err := os.Stat(lock); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("lock left behind after a move: %v", err)
+			}
+		})
+	}
+}
+
+// TestNotFoundAtOnce answers a missing object without waiting: only a read
+// that failed otherwise is retried (issue 9.6: every failure used to sleep
+// ~140 ms holding the object lock).
+func TestNotFoundAtOnce(t *testing.T) {
+	t.Parallel()
+	r := open(t, newBare(t, map[string][]byte{"a.txt": []byte("a")}))
 	tip := read(t, r, "main").Commit
-	c := commitOn(t, r, tip, "locked out", nil)
-	lock := filepath.Join(dir, "refs", "heads", "main.lock")
-	const theirs = "someone else's update\n"
-	if err := os.WriteFile(lock, []byte(theirs), 0o666); err != nil {
-		t.Fatal(err)
+	missing := strings.Repeat("ab", 20)
+	start := time.Now()
+	for range 5 {
+		if err := r.MoveBranch(t.Context(), "main", tip.SHA, missing); !errors.Is(err, gitops.ErrNotFound) {
+			t.Fatalf("MoveBranch(to a missing commit) = %v, want ErrNotFound", err)
+		}
 	}
-	err := r.MoveBranch(t.Context(), "main", tip.SHA, c)
-	if !errors.Is(err, gitops.ErrConflict) {
-		t.Fatalf("MoveBranch with the ref locked: %v, want ErrConflict", err)
-	}
-	if got := readFile(t, lock); got != theirs {
-		t.Errorf("lock file now holds %q, want it untouched", got)
-	}
-	if got := read(t, r, "main").Commit.SHA; got != tip.SHA {
-		t.Errorf("branch moved to %s while locked", got)
-	}
-	if err := os.Remove(lock); err != nil {
-		t.Fatal(err)
-	}
-	move(t, r, "main", tip.SHA, c)
-	if _, err := os.Stat(lock); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("lock left behind after a move: %v", err)
+	if elapsed := time.Since(start); elapsed > 250*time.Millisecond {
+		t.Errorf("5 missing-object answers took %s, want no waiting", elapsed)
 	}
 }
 
@@ -296,13 +362,12 @@ func TestGitHonoursOurLock(t *testing.T) {
 	other := commitOn(t, r, tip, "other", nil)
 	var pushOut, updateOut string
 	var pushErr, updateErr error
-	lockedHook = func(string) {
+	r.lockedHook = func(string) {
 		pushOut, pushErr = gitRun(clone, "push", "origin", "HEAD:main")
 		updateOut, updateErr = gitRun(bare, "update-ref", "refs/heads/main", other, tip.SHA)
 	}
-	t.Cleanup(func() { lockedHook = nil })
 	move(t, r, "main", tip.SHA, c)
-	lockedHook = nil
+	r.lockedHook = nil
 
 	if pushErr == nil || !strings.Contains(pushOut, "cannot lock ref") {
 		t.Errorf("git push while pinroll held the lock: %v, want a lock failure\n%s", pushErr, pushOut)
@@ -329,11 +394,18 @@ func TestReflog(t *testing.T) {
 	if err := os.WriteFile(logPath, nil, 0o666); err != nil {
 		t.Fatal(err)
 	}
-	r := open(t, dir)
+	now := time.Date(2026, 12, 6, 3, 4, 5, 0, time.FixedZone("", 3600))
+	r := open(t, dir).WithClock(func() time.Time { return now })
 	tip := read(t, r, "main").Commit
-	c := commitOn(t, r, tip, "logged", nil)
+	c, err := r.WriteCommit(t.Context(), gitops.NewCommit{BaseTree: tip.Tree, Parents: []string{tip.SHA}, Message: "logged", Author: gitops.Signature{Name: "pinroll", Email: "pinroll@example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	move(t, r, "main", tip.SHA, c)
-	want := regexp.MustCompile(`^` + tip.SHA + ` ` + c + ` pinroll <pinroll@example.com> \d+ [+-]\d{4}\tpinroll: move branch\n$`)
+	if got := read(t, r, "main").Commit.Author.When; !got.Equal(now) {
+		t.Errorf("commit dated %s, want the clock's %s", got, now)
+	}
+	want := regexp.MustCompile(`^` + tip.SHA + ` ` + c + ` pinroll <pinroll@example.com> ` + fmt.Sprint(now.Unix()) + ` \+0100\tpinroll: move branch\n$`)
 	if got := readFile(t, logPath); !want.MatchString(got) {
 		t.Errorf("reflog = %q, want a line matching %s", got, want)
 	}
@@ -422,8 +494,7 @@ func TestRaceWithGitPush(t *testing.T) {
 	// in which a move that did not exclude git would lose a commit (in about
 	// one run in four here; TestGitHonoursOurLock checks the exclusion
 	// itself, deterministically).
-	lockedHook = func(string) { time.Sleep(time.Duration(rand.N(20)) * time.Millisecond) }
-	t.Cleanup(func() { lockedHook = nil })
+	r.lockedHook = func(string) { time.Sleep(time.Duration(rand.N(20)) * time.Millisecond) }
 
 	var (
 		wg                          sync.WaitGroup

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/go-git/go-git/v5/plumbing/object"
 
@@ -82,8 +81,19 @@ func (r *Repo) readPackedRef(ref string) (string, error) {
 	return "", nil
 }
 
-// lockedHook, when set by a test, runs while casRef holds the lock on ref.
-var lockedHook func(ref string)
+// errLocked marks a ref whose lock file another process holds.
+var errLocked = errors.New("ref locked")
+
+// lockedError says that the lock file of a ref exists, and what to do about
+// it. It is transient (a retry may succeed), not a compare-and-swap conflict:
+// retrying the compare cannot help while the lock stays.
+type lockedError struct{ path string }
+
+func (e *lockedError) Error() string {
+	return e.path + " exists: another git process is writing, or one crashed; remove it if no git process is running"
+}
+
+func (e *lockedError) Unwrap() error { return errLocked }
 
 // casRef points ref at to if it points at from, holding git's lock on it; who
 // is the identity recorded in the reflog.
@@ -101,9 +111,10 @@ func (r *Repo) casRef(ref, from, to string, who object.Signature) (err error) {
 	}
 	lock, err := os.OpenFile(lockPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
 	if errors.Is(err, fs.ErrExist) {
-		// Somebody (git, or another pinroll) is updating the ref. Their lock
-		// is theirs to remove, even if it looks stale: git never steals one.
-		return fmt.Errorf("%w: %s exists: another process is updating the branch", gitops.ErrConflict, lockPath)
+		// Somebody (git, or another pinroll) is updating the ref, or
+		// crashed doing so. Their lock is theirs to remove, even if it
+		// looks stale: git never steals one.
+		return &lockedError{path: lockPath}
 	}
 	if err != nil {
 		return fmt.Errorf("lock: %w", err)
@@ -128,8 +139,8 @@ func (r *Repo) casRef(ref, from, to string, who object.Signature) (err error) {
 		}
 		return fmt.Errorf("%w: the branch is at %s, not %s", gitops.ErrConflict, cur, from)
 	}
-	if lockedHook != nil {
-		lockedHook(ref)
+	if r.lockedHook != nil {
+		r.lockedHook(ref)
 	}
 
 	if _, err := lock.WriteString(to + "\n"); err != nil {
@@ -163,7 +174,7 @@ func (r *Repo) appendReflog(ref, from, to string, who object.Signature) error {
 	if err != nil {
 		return fmt.Errorf("reflog: %w", err)
 	}
-	now := time.Now()
+	now := r.now()
 	line := fmt.Sprintf("%s %s %s <%s> %d %s\tpinroll: move branch\n",
 		from, to, sanitizeIdent(who.Name), sanitizeIdent(who.Email), now.Unix(), now.Format("-0700"))
 	if _, err := f.WriteString(line); err != nil {
@@ -192,31 +203,5 @@ func (r *Repo) refPath(ref string) string {
 	return filepath.Join(r.gitDir, filepath.FromSlash(ref))
 }
 
-// checkBranch applies git's rules for ref names (git check-ref-format) to a
-// branch name, which also keeps the ref's path inside the git directory.
-func checkBranch(b string) error {
-	bad := func(why string) error { return fmt.Errorf("%w: invalid branch name %q: %s", gitops.ErrInvalid, b, why) }
-	switch {
-	case b == "":
-		return bad("empty")
-	case b == "@":
-		return bad(`"@"`)
-	case strings.HasSuffix(b, "/"), strings.HasSuffix(b, "."):
-		return bad(`ends with "/" or "."`)
-	case strings.Contains(b, ".."), strings.Contains(b, "@{"):
-		return bad(`contains ".." or "@{"`)
-	case strings.ContainsAny(b, " ~^:?*[\\\x7f"):
-		return bad("contains a forbidden character")
-	}
-	for _, c := range b {
-		if c < 0x20 {
-			return bad("contains a control character")
-		}
-	}
-	for _, name := range strings.Split(b, "/") {
-		if name == "" || strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".lock") {
-			return bad(`empty component, or one starting with "." or ending with ".lock"`)
-		}
-	}
-	return nil
-}
+// checkBranch checks a branch name by git's rules; see [gitops.CheckBranch].
+func checkBranch(b string) error { return gitops.CheckBranch(b) }

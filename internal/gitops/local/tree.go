@@ -1,7 +1,6 @@
 package local
 
 import (
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -30,7 +29,7 @@ func newDirEdit(files map[string][]byte) (*dirEdit, error) {
 		names := strings.Split(path, "/")
 		for _, name := range names[:len(names)-1] {
 			if _, ok := d.files[name]; ok {
-				return nil, fmt.Errorf("path %q: %q is both a file and a directory", path, name)
+				return nil, fmt.Errorf("%w: path %q: %q is both a file and a directory", gitops.ErrInvalid, path, name)
 			}
 			sub := d.dirs[name]
 			if sub == nil {
@@ -44,7 +43,7 @@ func newDirEdit(files map[string][]byte) (*dirEdit, error) {
 		}
 		name := names[len(names)-1]
 		if _, ok := d.dirs[name]; ok {
-			return nil, fmt.Errorf("path %q is both a file and a directory", path)
+			return nil, fmt.Errorf("%w: path %q is both a file and a directory", gitops.ErrInvalid, path)
 		}
 		if d.files == nil {
 			d.files = map[string][]byte{}
@@ -54,32 +53,9 @@ func newDirEdit(files map[string][]byte) (*dirEdit, error) {
 	return root, nil
 }
 
-// checkPath rejects a path that cannot name a file in a git tree: it must be
-// slash-separated and relative, without empty, ".", ".." or ".git" components.
-func checkPath(path string) error {
-	if err := validPath(path); err != nil {
-		return fmt.Errorf("%w: %w", gitops.ErrInvalid, err)
-	}
-	return nil
-}
-
-// validPath says what is wrong with a tree path, if anything.
-func validPath(path string) error {
-	if path == "" {
-		return errors.New("empty path")
-	}
-	for _, name := range strings.Split(path, "/") {
-		switch {
-		case name == "", name == ".", name == "..":
-			return fmt.Errorf("path %q: not a clean relative path", path)
-		case strings.EqualFold(name, ".git"):
-			return fmt.Errorf("path %q: .git is not allowed in a tree", path)
-		case strings.IndexByte(name, 0) >= 0:
-			return fmt.Errorf("path %q: NUL in path", path)
-		}
-	}
-	return nil
-}
+// checkPath rejects a path that cannot name a file in a git tree; see
+// [gitops.CheckPath].
+func checkPath(path string) error { return gitops.CheckPath(path) }
 
 // writeTree writes the tree base (nil for the empty tree) with the changes of
 // d and returns its hash. Only the subtrees d touches are read and rewritten;

@@ -33,6 +33,7 @@ func Run(t *testing.T, newRepo func(t *testing.T, files map[string][]byte) gitop
 		{"MoveToNonDescendant", testMoveToNonDescendant},
 		{"ConcurrentMovesOneWins", testConcurrentMovesOneWins},
 		{"ConcurrentRetriesAllLand", testConcurrentRetriesAllLand},
+		{"InvalidInput", testInvalidInput},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.test(t, newRepo(t, seed()))
@@ -381,5 +382,44 @@ func testConcurrentRetriesAllLand(t *testing.T, r gitops.Repo) {
 	}
 	if n != workers {
 		t.Errorf("parents chain from the tip to the seed has %d commits, want %d", n, workers)
+	}
+}
+
+// testInvalidInput: a bad branch name, path or object name is ErrInvalid on
+// every backend (a request a retry cannot fix: not a 503), never ErrNotFound
+// or ErrConflict, and moves nothing.
+func testInvalidInput(t *testing.T, r gitops.Repo) {
+	tip := read(t, r).Commit
+	ctx := t.Context()
+	for _, b := range []string{"", "../config", "a..b", "x.lock", "a//b", ".hidden", "a b", "a~1", "a/", "a:b", "a\x00b"} {
+		if _, err := r.Read(ctx, b); !errors.Is(err, gitops.ErrInvalid) || errors.Is(err, gitops.ErrNotFound) {
+			t.Errorf("Read(branch %q) = %v, want ErrInvalid", b, err)
+		}
+		if err := r.MoveBranch(ctx, b, tip.SHA, tip.SHA); !errors.Is(err, gitops.ErrInvalid) || errors.Is(err, gitops.ErrConflict) {
+			t.Errorf("MoveBranch(branch %q) = %v, want ErrInvalid", b, err)
+		}
+	}
+	for _, p := range []string{"", "../x", "/abs", "a//b", "./a", "dir/", ".git/config", "a/.GIT/x", "a\\b", "nul\x00"} {
+		if _, err := r.Read(ctx, branch, p); !errors.Is(err, gitops.ErrInvalid) {
+			t.Errorf("Read(path %q) = %v, want ErrInvalid", p, err)
+		}
+		_, err := r.WriteCommit(ctx, gitops.NewCommit{BaseTree: tip.Tree, Files: map[string][]byte{p: []byte("x")}, Parents: []string{tip.SHA}, Message: "bad path", Author: bot})
+		if !errors.Is(err, gitops.ErrInvalid) {
+			t.Errorf("WriteCommit(path %q) = %v, want ErrInvalid", p, err)
+		}
+	}
+	for _, c := range []gitops.NewCommit{
+		{BaseTree: "not-a-sha", Message: "bad base tree", Author: bot},
+		{BaseTree: tip.Tree, Parents: []string{"HEAD~1"}, Message: "bad parent", Author: bot},
+	} {
+		if _, err := r.WriteCommit(ctx, c); !errors.Is(err, gitops.ErrInvalid) {
+			t.Errorf("WriteCommit(%s) = %v, want ErrInvalid", c.Message, err)
+		}
+	}
+	if err := r.MoveBranch(ctx, branch, "main", tip.SHA); !errors.Is(err, gitops.ErrInvalid) {
+		t.Errorf("MoveBranch(from %q) = %v, want ErrInvalid", "main", err)
+	}
+	if got := read(t, r).Commit.SHA; got != tip.SHA {
+		t.Errorf("invalid calls moved the branch to %s", got)
 	}
 }

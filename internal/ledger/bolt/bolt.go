@@ -1,22 +1,31 @@
 // Package bolt implements [ledger.Ledger] on an embedded bbolt file
 // (go.etcd.io/bbolt), pinroll's local default ledger (SPEC §5, §7).
 //
-// Every write is one bbolt Update transaction; values are JSON. Keys that hold
-// several names join them with \x00, which no name may contain, so a key is
-// unambiguous and byte order sorts by the first name, then the next:
+// Every write is one bbolt Update transaction that loads the records it
+// needs, applies the rule of package ledger ([ledger.Claim],
+// [ledger.PlanCommit], [ledger.SeeDigest], [ledger.MovesTag]) and saves the
+// result. Values are JSON. Keys that hold several names join them with \x00,
+// which no name may contain, so a key is unambiguous and byte order sorts by
+// the first name, then the next. Delivery and message ids, which may be any
+// bytes, enter keys as [ledger.StorageID] (sid below); a key id that is not
+// valid UTF-8 is kept in a record as "id_raw" (base64) so that it round-trips.
 //
-//	deliveries  id                              → {"outcome"}
-//	digests     image \x00 digest               → {"image","digest","tags","first_seen","last_seen"}
-//	tags        image \x00 tag                  → {"digest","key"} of the newest message carrying tag
-//	pins        env \x00 image                  → {"env","image","digest","tag","key","cause","commit","time"}
-//	holds       env \x00 image                  → {} while held
-//	history     time (12 bytes) + seq (8 bytes) → {"env","image","digest","tag","commit","cause","key","time"}
-//	committed   env \x00 image \x00 key time \x00 key id → history key (one entry per pin key)
-//	promotions  image \x00 tag \x00 env         → {"env","image","tag",…,"created"}
+//	deliveries  sid(id)                           → {"outcome"}
+//	digests     image \x00 digest                 → {"image","digest","tags","first_seen","last_seen"}
+//	tags        image \x00 tag                    → {"digest","key"} of the newest message carrying tag
+//	pins        env \x00 image                    → {"env","image","digest","tag","key","cause","commit","time"}
+//	holds       env \x00 image                    → {} while held
+//	entries     pos                               → {"env","image","digest","tag","commit","cause","key","time"}
+//	streams     env \x00 image \x00 at kt sid(key id) → pos: the history of one (env, image)
+//	committed   env \x00 image \x00 key time \x00 sid(key id) → pos: one entry per pin key
+//	promotions  image \x00 tag \x00 env           → {"env","image","tag",…,"created"}
 //
-// History keys sort by entry time (big-endian, sign-flipped Unix seconds, then
-// nanoseconds) and then by insertion sequence, so a reverse cursor scan yields
-// the newest entry first.
+// The position pos of a history entry is at kt sid(key id) \x00 env \x00 image,
+// where at is the entry's time and kt its key's time, 12 bytes each
+// (big-endian sign-flipped Unix seconds, then nanoseconds). Byte order is
+// then [ledger.HistoryOrder] reversed: a reverse cursor scan yields the
+// newest entry first, a query for one (env, image) seeks its stream, and a
+// [ledger.Cursor] seeks its position.
 package bolt
 
 import (
@@ -52,15 +61,20 @@ var (
 	bucketTags       = []byte("tags")
 	bucketPins       = []byte("pins")
 	bucketHolds      = []byte("holds")
-	bucketHistory    = []byte("history")
+	bucketEntries    = []byte("entries")
+	bucketStreams    = []byte("streams")
 	bucketCommitted  = []byte("committed")
 	bucketPromotions = []byte("promotions")
 )
 
 var buckets = [][]byte{
 	bucketDeliveries, bucketDigests, bucketTags, bucketPins,
-	bucketHolds, bucketHistory, bucketCommitted, bucketPromotions,
+	bucketHolds, bucketEntries, bucketStreams, bucketCommitted, bucketPromotions,
 }
+
+// bucketOldHistory held the history of earlier versions (time + sequence →
+// entry, unindexed); [Open] moves it into entries and streams.
+var bucketOldHistory = []byte("history")
 
 // errNUL rejects names that would make a key ambiguous.
 var errNUL = errors.New("name contains a NUL byte")
@@ -94,13 +108,42 @@ func Open(path string) (*Ledger, error) {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}
 		}
-		return nil
+		return migrateHistory(tx)
 	})
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
 	return &Ledger{db: db}, nil
+}
+
+// migrateHistory moves the history of an earlier version's file into the
+// indexed layout and rebuilds the committed index from it.
+func migrateHistory(tx *bbolt.Tx) error {
+	old := tx.Bucket(bucketOldHistory)
+	if old == nil {
+		return nil
+	}
+	if err := tx.DeleteBucket(bucketCommitted); err != nil {
+		return fmt.Errorf("migrate history: %w", err)
+	}
+	if _, err := tx.CreateBucket(bucketCommitted); err != nil {
+		return fmt.Errorf("migrate history: %w", err)
+	}
+	err := old.ForEach(func(k, v []byte) error {
+		var rec entryRecord
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return fmt.Errorf("decode %x: %w", k, err)
+		}
+		return putEntry(tx, rec.entry())
+	})
+	if err != nil {
+		return fmt.Errorf("migrate history: %w", err)
+	}
+	if err := tx.DeleteBucket(bucketOldHistory); err != nil {
+		return fmt.Errorf("migrate history: %w", err)
+	}
+	return nil
 }
 
 // Close closes the file. Later calls return [ledger.ErrClosed].
@@ -154,12 +197,12 @@ type deliveryRecord struct {
 func (l *Ledger) Delivery(ctx context.Context, id string) (outcome string, ok bool, err error) {
 	err = l.view(ctx, func(tx *bbolt.Tx) error {
 		var rec deliveryRecord
-		ok, err = get(tx.Bucket(bucketDeliveries), []byte(id), &rec)
+		ok, err = get(tx.Bucket(bucketDeliveries), []byte(ledger.StorageID(id)), &rec)
 		outcome = rec.Outcome
 		return err
 	})
 	if err != nil {
-		return "", false, fmt.Errorf("bolt: delivery %s: %w", id, err)
+		return "", false, fmt.Errorf("bolt: delivery %.64q: %w", id, err)
 	}
 	return outcome, ok, nil
 }
@@ -171,27 +214,36 @@ func (l *Ledger) MarkDelivery(ctx context.Context, id, outcome string) error {
 		if id == "" {
 			return errors.New("empty delivery id")
 		}
-		b := tx.Bucket(bucketDeliveries)
-		if b.Get([]byte(id)) != nil {
+		b, k := tx.Bucket(bucketDeliveries), []byte(ledger.StorageID(id))
+		if b.Get(k) != nil {
 			return nil
 		}
-		return put(b, []byte(id), deliveryRecord{Outcome: outcome})
+		return put(b, k, deliveryRecord{Outcome: outcome})
 	})
 	if err != nil {
-		return fmt.Errorf("bolt: mark delivery %s: %w", id, err)
+		return fmt.Errorf("bolt: mark delivery %.64q: %w", id, err)
 	}
 	return nil
 }
 
 // --- digests and tags ---
 
+// keyRecord is a stored [ledger.Key]; an id that is not valid UTF-8, which a
+// JSON string cannot hold, is in IDRaw ([ledger.SplitID]).
 type keyRecord struct {
-	Time time.Time `json:"time,omitzero"`
-	ID   string    `json:"id,omitempty"`
+	Time  time.Time `json:"time,omitzero"`
+	ID    string    `json:"id,omitempty"`
+	IDRaw []byte    `json:"id_raw,omitempty"`
 }
 
-func toKeyRecord(k ledger.Key) keyRecord { return keyRecord{Time: k.Time.UTC(), ID: k.ID} }
-func (k keyRecord) key() ledger.Key      { return ledger.Key{Time: k.Time, ID: k.ID} }
+func toKeyRecord(k ledger.Key) keyRecord {
+	text, raw := ledger.SplitID(k.ID)
+	return keyRecord{Time: k.Time.UTC(), ID: text, IDRaw: raw}
+}
+
+func (k keyRecord) key() ledger.Key {
+	return ledger.Key{Time: k.Time, ID: ledger.JoinID(k.ID, k.IDRaw)}
+}
 
 type digestRecord struct {
 	Image     string    `json:"image"`
@@ -201,14 +253,25 @@ type digestRecord struct {
 	LastSeen  time.Time `json:"last_seen,omitzero"`
 }
 
+func toDigestRecord(d ledger.Digest) digestRecord {
+	return digestRecord{Image: d.Image, Digest: d.Digest, Tags: d.Tags, FirstSeen: d.FirstSeen.UTC(), LastSeen: d.LastSeen.UTC()}
+}
+
+func (r digestRecord) digest() ledger.Digest {
+	return ledger.Digest{
+		Image: r.Image, Digest: r.Digest, Tags: ledger.SortTags(r.Tags),
+		FirstSeen: r.FirstSeen, LastSeen: r.LastSeen,
+	}
+}
+
 type tagRecord struct {
 	Digest string    `json:"digest"`
 	Key    keyRecord `json:"key"`
 }
 
 // RecordDigest records that image was pushed with digest, adding tag (when not
-// empty) to the digest's tags and moving the tag to digest unless a newer
-// message already moved it elsewhere.
+// empty) to the digest's tags and moving the tag to digest unless a message
+// not older already moved it ([ledger.SeeDigest], [ledger.MovesTag]).
 func (l *Ledger) RecordDigest(ctx context.Context, image, digest, tag string, key ledger.Key) error {
 	err := l.update(ctx, func(tx *bbolt.Tx) error {
 		dk, err := join(image, digest)
@@ -217,22 +280,14 @@ func (l *Ledger) RecordDigest(ctx context.Context, image, digest, tag string, ke
 		}
 		digests := tx.Bucket(bucketDigests)
 		rec := digestRecord{Image: image, Digest: digest}
-		if _, err := get(digests, dk, &rec); err != nil {
+		found, err := get(digests, dk, &rec)
+		if err != nil {
 			return err
 		}
-		if t := key.Time.UTC(); !t.IsZero() {
-			if rec.FirstSeen.IsZero() || t.Before(rec.FirstSeen) {
-				rec.FirstSeen = t
+		if d, changed := ledger.SeeDigest(rec.digest(), tag, key); changed || !found {
+			if err := put(digests, dk, toDigestRecord(d)); err != nil {
+				return err
 			}
-			if t.After(rec.LastSeen) {
-				rec.LastSeen = t
-			}
-		}
-		if tag != "" && !slices.Contains(rec.Tags, tag) {
-			rec.Tags = append(rec.Tags, tag)
-		}
-		if err := put(digests, dk, rec); err != nil {
-			return err
 		}
 		if tag == "" {
 			return nil
@@ -243,12 +298,12 @@ func (l *Ledger) RecordDigest(ctx context.Context, image, digest, tag string, ke
 		}
 		tags := tx.Bucket(bucketTags)
 		var cur tagRecord
-		found, err := get(tags, tk, &cur)
+		found, err = get(tags, tk, &cur)
 		if err != nil {
 			return err
 		}
-		if found && key.Less(cur.Key.key()) {
-			return nil // a newer message already moved the tag
+		if !ledger.MovesTag(cur.Key.key(), found, key) {
+			return nil
 		}
 		return put(tags, tk, tagRecord{Digest: digest, Key: toKeyRecord(key)})
 	})
@@ -260,42 +315,17 @@ func (l *Ledger) RecordDigest(ctx context.Context, image, digest, tag string, ke
 
 // Digest returns the record of one digest of image.
 func (l *Ledger) Digest(ctx context.Context, image, digest string) (ledger.Digest, bool, error) {
-	var (
-		rec digestRecord
-		ok  bool
-	)
-	err := l.view(ctx, func(tx *bbolt.Tx) error {
-		k, err := join(image, digest)
-		if err != nil {
-			return err
-		}
-		ok, err = get(tx.Bucket(bucketDigests), k, &rec)
-		return err
-	})
+	rec, ok, err := lookup[digestRecord](ctx, l, bucketDigests, image, digest)
 	if err != nil || !ok {
 		return ledger.Digest{}, false, wrapErr(err, "bolt: digest %s@%s", image, digest)
 	}
-	return ledger.Digest{
-		Image: rec.Image, Digest: rec.Digest, Tags: rec.Tags,
-		FirstSeen: rec.FirstSeen, LastSeen: rec.LastSeen,
-	}, true, nil
+	return rec.digest(), true, nil
 }
 
 // TagDigest returns the digest that tag of image names now: the one of the
 // newest message that carried the tag.
 func (l *Ledger) TagDigest(ctx context.Context, image, tag string) (string, bool, error) {
-	var (
-		rec tagRecord
-		ok  bool
-	)
-	err := l.view(ctx, func(tx *bbolt.Tx) error {
-		k, err := join(image, tag)
-		if err != nil {
-			return err
-		}
-		ok, err = get(tx.Bucket(bucketTags), k, &rec)
-		return err
-	})
+	rec, ok, err := lookup[tagRecord](ctx, l, bucketTags, image, tag)
 	if err != nil || !ok {
 		return "", false, wrapErr(err, "bolt: tag %s:%s", image, tag)
 	}
@@ -340,6 +370,13 @@ type entryRecord struct {
 	Time   time.Time    `json:"time,omitzero"`
 }
 
+func toEntryRecord(e ledger.Entry) entryRecord {
+	return entryRecord{
+		Env: e.Env, Image: e.Image, Digest: e.Digest, Tag: e.Tag, Commit: e.Commit,
+		Cause: e.Cause, Key: toKeyRecord(e.Key), Time: e.Time.UTC(),
+	}
+}
+
 func (r entryRecord) entry() ledger.Entry {
 	return ledger.Entry{
 		Env: r.Env, Image: r.Image, Digest: r.Digest, Tag: r.Tag, Commit: r.Commit,
@@ -349,18 +386,7 @@ func (r entryRecord) entry() ledger.Entry {
 
 // Pin returns the pin of (env, image).
 func (l *Ledger) Pin(ctx context.Context, env, image string) (ledger.Pin, bool, error) {
-	var (
-		rec pinRecord
-		ok  bool
-	)
-	err := l.view(ctx, func(tx *bbolt.Tx) error {
-		k, err := join(env, image)
-		if err != nil {
-			return err
-		}
-		ok, err = get(tx.Bucket(bucketPins), k, &rec)
-		return err
-	})
+	rec, ok, err := lookup[pinRecord](ctx, l, bucketPins, env, image)
 	if err != nil || !ok {
 		return ledger.Pin{}, false, wrapErr(err, "bolt: pin %s/%s", env, image)
 	}
@@ -386,9 +412,8 @@ func (l *Ledger) Pins(ctx context.Context) ([]ledger.Pin, error) {
 	return pins, nil
 }
 
-// ClaimPin makes p the pin of (p.Env, p.Image) unless the current pin's key is
-// not older than p.Key; a manual pin always applies. A claim keeping the
-// current digest keeps its Commit; one with a new digest has none yet.
+// ClaimPin makes p the pin of (p.Env, p.Image) as [ledger.Claim] decides,
+// reading the pin and the hold in the transaction that writes the claim.
 func (l *Ledger) ClaimPin(ctx context.Context, p ledger.Pin) (current ledger.Pin, applied bool, err error) {
 	err = l.update(ctx, func(tx *bbolt.Tx) error {
 		k, err := join(p.Env, p.Image)
@@ -401,43 +426,32 @@ func (l *Ledger) ClaimPin(ctx context.Context, p ledger.Pin) (current ledger.Pin
 		if err != nil {
 			return err
 		}
-		if found && p.Cause != ledger.CauseManual && !cur.Key.key().Less(p.Key) {
-			current, applied = cur.pin(), false
-			return nil
-		}
-		next := toPinRecord(p)
-		next.Commit = ""
-		if found && cur.Digest == p.Digest {
-			next.Commit = cur.Commit
-		}
-		if err := put(b, k, next); err != nil {
+		held := tx.Bucket(bucketHolds).Get(k) != nil
+		current, applied, err = ledger.Claim(cur.pin(), found, held, p)
+		if err != nil || !applied {
 			return err
 		}
-		current, applied = next.pin(), true
-		return nil
+		next := toPinRecord(current)
+		current = next.pin() // as stored: UTC
+		return put(b, k, next)
 	})
 	if err != nil {
-		return ledger.Pin{}, false, fmt.Errorf("bolt: claim pin %s/%s: %w", p.Env, p.Image, err)
+		return current, false, fmt.Errorf("bolt: claim pin %s/%s: %w", p.Env, p.Image, err)
 	}
 	return current, applied, nil
 }
 
-// CommitPin records that p is durable in git at commit: the pin's Commit and
-// Time are set when its key still equals p.Key, and one history entry is
-// written per (p.Env, p.Image, p.Key); calling it again changes nothing.
+// CommitPin records that p is durable in git at commit, as [ledger.PlanCommit]
+// decides: one history entry per (p.Env, p.Image, p.Key).
 func (l *Ledger) CommitPin(ctx context.Context, p ledger.Pin, commit string, at time.Time) error {
 	err := l.update(ctx, func(tx *bbolt.Tx) error {
 		pk, err := join(p.Env, p.Image)
 		if err != nil {
 			return err
 		}
-		ck, err := join(p.Env, p.Image, p.Key.Time.UTC().Format(time.RFC3339Nano), p.Key.ID)
+		ck, err := committedKey(p.Env, p.Image, p.Key)
 		if err != nil {
 			return err
-		}
-		committed := tx.Bucket(bucketCommitted)
-		if committed.Get(ck) != nil {
-			return nil
 		}
 		pins := tx.Bucket(bucketPins)
 		var cur pinRecord
@@ -445,26 +459,17 @@ func (l *Ledger) CommitPin(ctx context.Context, p ledger.Pin, commit string, at 
 		if err != nil {
 			return err
 		}
-		if found && cur.Key.key().Equal(p.Key) {
-			cur.Commit, cur.Time = commit, at.UTC()
-			if err := put(pins, pk, cur); err != nil {
+		committed := tx.Bucket(bucketCommitted).Get(ck) != nil
+		plan := ledger.PlanCommit(cur.pin(), found, committed, p, commit, at)
+		if plan.WritePin {
+			if err := put(pins, pk, toPinRecord(plan.Pin)); err != nil {
 				return err
 			}
 		}
-		history := tx.Bucket(bucketHistory)
-		seq, err := history.NextSequence()
-		if err != nil {
-			return err
+		if !plan.WriteEntry {
+			return nil
 		}
-		hk := historyKey(at, seq)
-		rec := entryRecord{
-			Env: p.Env, Image: p.Image, Digest: p.Digest, Tag: p.Tag, Commit: commit,
-			Cause: p.Cause, Key: toKeyRecord(p.Key), Time: at.UTC(),
-		}
-		if err := put(history, hk, rec); err != nil {
-			return err
-		}
-		return committed.Put(ck, hk)
+		return putEntry(tx, plan.Entry)
 	})
 	if err != nil {
 		return fmt.Errorf("bolt: commit pin %s/%s at %s: %w", p.Env, p.Image, commit, err)
@@ -472,32 +477,130 @@ func (l *Ledger) CommitPin(ctx context.Context, p ledger.Pin, commit string, at 
 	return nil
 }
 
-// historyKey orders history entries by time, then by insertion.
-func historyKey(t time.Time, seq uint64) []byte {
-	k := make([]byte, 20)
+// putEntry writes a history entry and its stream and committed index keys.
+func putEntry(tx *bbolt.Tx, e ledger.Entry) error {
+	pos, err := position(ledger.CursorOf(e))
+	if err != nil {
+		return err
+	}
+	sk, err := streamKey(e.Env, e.Image, pos)
+	if err != nil {
+		return err
+	}
+	ck, err := committedKey(e.Env, e.Image, e.Key)
+	if err != nil {
+		return err
+	}
+	if err := put(tx.Bucket(bucketEntries), pos, toEntryRecord(e)); err != nil {
+		return err
+	}
+	if err := tx.Bucket(bucketStreams).Put(sk, pos); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketCommitted).Put(ck, pos)
+}
+
+// timeKey encodes t in 12 bytes that sort as t does.
+func timeKey(t time.Time) []byte {
+	k := make([]byte, 12)
 	binary.BigEndian.PutUint64(k, uint64(t.Unix())^(1<<63))
 	binary.BigEndian.PutUint32(k[8:], uint32(t.Nanosecond()))
-	binary.BigEndian.PutUint64(k[12:], seq)
 	return k
 }
 
-// History returns history entries, newest first.
+// position is the entries key of the entry at c (see the package comment).
+func position(c ledger.Cursor) ([]byte, error) {
+	names, err := join(ledger.StorageID(c.Key.ID), c.Env, c.Image)
+	if err != nil {
+		return nil, err
+	}
+	k := append(timeKey(c.Time), timeKey(c.Key.Time)...)
+	return append(k, names...), nil
+}
+
+// streamPrefix is the common prefix of the streams keys of (env, image).
+func streamPrefix(env, image string) ([]byte, error) {
+	k, err := join(env, image)
+	if err != nil {
+		return nil, err
+	}
+	return append(k, 0), nil
+}
+
+// streamKey is the streams key of the entry at pos of (env, image): the
+// stream prefix and pos up to its names, which the prefix already holds.
+func streamKey(env, image string, pos []byte) ([]byte, error) {
+	k, err := streamPrefix(env, image)
+	if err != nil {
+		return nil, err
+	}
+	sid := pos[24:]
+	if i := bytes.IndexByte(sid, 0); i >= 0 {
+		sid = sid[:i]
+	}
+	return append(append(k, pos[:24]...), sid...), nil
+}
+
+// committedKey is the committed key of the pin key k of (env, image).
+func committedKey(env, image string, k ledger.Key) ([]byte, error) {
+	return join(env, image, k.Time.UTC().Format(time.RFC3339Nano), ledger.StorageID(k.ID))
+}
+
+// History returns the entries q selects, newest first. A query for one
+// (env, image) walks that pair's stream; any other walks all entries.
 func (l *Ledger) History(ctx context.Context, q ledger.HistoryQuery) ([]ledger.Entry, error) {
 	var entries []ledger.Entry
 	err := l.view(ctx, func(tx *bbolt.Tx) error {
-		c := tx.Bucket(bucketHistory).Cursor()
-		for k, v := c.Last(); k != nil; k, v = c.Prev() {
+		all := tx.Bucket(bucketEntries)
+		add := func(k, v []byte) (bool, error) {
 			var rec entryRecord
 			if err := json.Unmarshal(v, &rec); err != nil {
-				return fmt.Errorf("decode %x: %w", k, err)
+				return false, fmt.Errorf("decode %x: %w", k, err)
 			}
-			if (q.Env != "" && rec.Env != q.Env) || (q.Image != "" && rec.Image != q.Image) ||
-				(q.Digest != "" && rec.Digest != q.Digest) {
-				continue
+			if e := rec.entry(); q.Matches(e) {
+				entries = append(entries, e)
 			}
-			entries = append(entries, rec.entry())
-			if q.Limit > 0 && len(entries) == q.Limit {
-				break
+			return q.Limit > 0 && len(entries) == q.Limit, nil
+		}
+		if q.Env == "" || q.Image == "" {
+			c := all.Cursor()
+			k, v := c.Last()
+			if !q.Before.IsZero() {
+				pos, err := position(q.Before)
+				if err != nil {
+					return err
+				}
+				k, v = seekBefore(c, pos)
+			}
+			for ; k != nil; k, v = c.Prev() {
+				if done, err := add(k, v); err != nil || done {
+					return err
+				}
+			}
+			return nil
+		}
+		prefix, err := streamPrefix(q.Env, q.Image)
+		if err != nil {
+			return err
+		}
+		end := append(slices.Clone(prefix[:len(prefix)-1]), 1) // just past the stream
+		if !q.Before.IsZero() {
+			pos, err := position(q.Before)
+			if err != nil {
+				return err
+			}
+			if end, err = streamKey(q.Env, q.Image, pos); err != nil {
+				return err
+			}
+		}
+		c := tx.Bucket(bucketStreams).Cursor()
+		for k, pos := seekBefore(c, end); k != nil && bytes.HasPrefix(k, prefix); k, pos = c.Prev() {
+			v := all.Get(pos)
+			if v == nil {
+				return fmt.Errorf("stream %q: entry %x missing", k, pos)
+			}
+			if done, err := add(pos, v); err != nil || done {
+				return err
 			}
 		}
 		return nil
@@ -506,6 +609,14 @@ func (l *Ledger) History(ctx context.Context, q ledger.HistoryQuery) ([]ledger.E
 		return nil, fmt.Errorf("bolt: history: %w", err)
 	}
 	return entries, nil
+}
+
+// seekBefore moves c to the last key before k, if any.
+func seekBefore(c *bbolt.Cursor, k []byte) (key, value []byte) {
+	if key, _ := c.Seek(k); key == nil {
+		return c.Last()
+	}
+	return c.Prev()
 }
 
 // --- holds ---
@@ -664,6 +775,20 @@ func join(names ...string) ([]byte, error) {
 		k = append(k, s...)
 	}
 	return k, nil
+}
+
+// lookup reads, in a transaction of its own, the record of bucket at the key
+// joined from names, and reports whether it was there.
+func lookup[T any](ctx context.Context, l *Ledger, bucket []byte, names ...string) (rec T, ok bool, err error) {
+	err = l.view(ctx, func(tx *bbolt.Tx) error {
+		k, err := join(names...)
+		if err != nil {
+			return err
+		}
+		ok, err = get(tx.Bucket(bucket), k, &rec)
+		return err
+	})
+	return rec, ok, err
 }
 
 // get decodes the value at k into v and reports whether it was there.

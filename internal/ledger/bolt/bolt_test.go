@@ -1,12 +1,16 @@
 package bolt_test
 
 import (
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"go.etcd.io/bbolt"
 
 	"github.com/pinroll/pinroll/internal/ledger"
 	"github.com/pinroll/pinroll/internal/ledger/bolt"
@@ -149,5 +153,116 @@ func BenchmarkClaimCommit(b *testing.B) {
 			b.Fatal(err)
 		}
 		i++
+	}
+}
+
+// TestOpenMigratesOldHistory opens a file written by the previous layout
+// (one unindexed history bucket keyed by time and sequence) and finds its
+// history indexed, with CommitPin still idempotent for its keys.
+func TestOpenMigratesOldHistory(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	t0 := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	old := []ledger.Entry{
+		{Env: "dev", Image: "server", Digest: "sha256:a", Tag: "latest", Commit: "c1", Cause: ledger.CauseGAR, Key: ledger.Key{Time: t0, ID: "1"}, Time: t0.Add(time.Second)},
+		{Env: "prod", Image: "server", Digest: "sha256:a", Tag: "v1", Commit: "c2", Cause: ledger.CauseRelease, Key: ledger.Key{Time: t0, ID: "release"}, Time: t0.Add(2 * time.Second)},
+		{Env: "dev", Image: "server", Digest: "sha256:b", Tag: "latest", Commit: "c3", Cause: ledger.CauseGAR, Key: ledger.Key{Time: t0.Add(time.Minute), ID: "2"}, Time: t0.Add(3 * time.Second)},
+	}
+	db, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		history, err := tx.CreateBucket([]byte("history"))
+		if err != nil {
+			return err
+		}
+		committed, err := tx.CreateBucket([]byte("committed"))
+		if err != nil {
+			return err
+		}
+		for i, e := range old {
+			k := make([]byte, 20)
+			binary.BigEndian.PutUint64(k, uint64(e.Time.Unix())^(1<<63))
+			binary.BigEndian.PutUint32(k[8:], uint32(e.Time.Nanosecond()))
+			binary.BigEndian.PutUint64(k[12:], uint64(i+1))
+			v, err := json.Marshal(map[string]any{
+				"env": e.Env, "image": e.Image, "digest": e.Digest, "tag": e.Tag, "commit": e.Commit,
+				"cause": e.Cause, "key": map[string]any{"time": e.Key.Time, "id": e.Key.ID}, "time": e.Time,
+			})
+			if err != nil {
+				return err
+			}
+			if err := history.Put(k, v); err != nil {
+				return err
+			}
+			ck := strings.Join([]string{e.Env, e.Image, e.Key.Time.Format(time.RFC3339Nano), e.Key.ID}, "\x00")
+			if err := committed.Put([]byte(ck), k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	l := open(t, path)
+	defer l.Close()
+	commits := func(q ledger.HistoryQuery) string {
+		t.Helper()
+		h, err := l.History(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cs []string
+		for _, e := range h {
+			cs = append(cs, e.Commit)
+		}
+		return strings.Join(cs, ",")
+	}
+	if got := commits(ledger.HistoryQuery{}); got != "c3,c2,c1" {
+		t.Errorf("History after migration = %s, want c3,c2,c1", got)
+	}
+	if got := commits(ledger.HistoryQuery{Env: "dev", Image: "server"}); got != "c3,c1" {
+		t.Errorf("History(dev/server) after migration = %s, want c3,c1", got)
+	}
+	p := ledger.Pin{Env: "dev", Image: "server", Digest: "sha256:a", Tag: "latest", Key: old[0].Key, Cause: ledger.CauseGAR}
+	if err := l.CommitPin(ctx, p, "c1", t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got := commits(ledger.HistoryQuery{}); got != "c3,c2,c1" {
+		t.Errorf("History after committing a migrated key again = %s, want c3,c2,c1", got)
+	}
+}
+
+// BenchmarkHistoryOnePair asks what a `require:` check asks — has this
+// (env, image) run this digest? — of a ledger with a long history over many
+// pairs.
+func BenchmarkHistoryOnePair(b *testing.B) {
+	l := open(b, filepath.Join(b.TempDir(), "ledger.db"))
+	defer l.Close()
+	ctx := b.Context()
+	t0 := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	const pairs, perPair = 50, 200
+	for i := range pairs * perPair {
+		p := ledger.Pin{
+			Env: fmt.Sprintf("env-%02d", i%pairs), Image: "server", Digest: fmt.Sprintf("sha256:%064x", i),
+			Key: ledger.Key{Time: t0.Add(time.Duration(i) * time.Second), ID: fmt.Sprint(i)}, Cause: ledger.CauseGAR,
+		}
+		if err := l.CommitPin(ctx, p, fmt.Sprintf("%040x", i), p.Key.Time); err != nil {
+			b.Fatal(err)
+		}
+	}
+	q := ledger.HistoryQuery{Env: "env-07", Image: "server", Digest: fmt.Sprintf("sha256:%064x", pairs*perPair-pairs+7), Limit: 1}
+	b.ReportAllocs()
+	for b.Loop() {
+		if h, err := l.History(ctx, q); err != nil || len(h) != 1 {
+			b.Fatalf("History = %d entries, %v", len(h), err)
+		}
 	}
 }

@@ -2,26 +2,31 @@
 // mode (cloud.google.com/go/firestore), pinroll's ledger in the cloud
 // (SPEC §5, ledger: firestore://PROJECT[/DATABASE]).
 //
-// Every read-modify-write is one Firestore transaction (RunTransaction):
-// recording a digest and moving its tag, claiming a pin (the ordering check),
-// committing a pin (its idempotent history entry). Marking a delivery is one
-// Create, whose "must not exist" precondition keeps the first outcome.
+// Every read-modify-write is one Firestore transaction (RunTransaction) that
+// reads the documents it needs, applies the rule of package ledger and writes
+// the result: recording a digest and moving its tag ([ledger.SeeDigest],
+// [ledger.MovesTag]), claiming a pin (the ordering check and the hold,
+// [ledger.Claim]), committing a pin (its idempotent history entry,
+// [ledger.PlanCommit]). Marking a delivery is one Create, whose "must not
+// exist" precondition keeps the first outcome.
 //
 // Document layout. Names are escaped into document ids with url.PathEscape
 // (so "/" never splits a path; "|" joins the parts of a composite id and is
-// always escaped inside a part); see [docID]. Times are Firestore timestamps
-// (microsecond precision); an ordering key is stored as keyTime (timestamp),
-// keyNanos (the nanoseconds a timestamp drops, so keys round-trip exactly)
-// and keyID.
+// always escaped inside a part); see [docID]. Delivery and message ids, which
+// may be any bytes, become ids with [ledger.StorageID]. Times are Firestore
+// timestamps (microsecond precision); an ordering key is stored as keyTime
+// (timestamp), keyNanos (the nanoseconds a timestamp drops, so keys
+// round-trip exactly) and keyID, or keyIDRaw (bytes) for an id that is not
+// valid UTF-8, which a Firestore string cannot hold ([ledger.SplitID]).
 //
-//	deliveries/{id}                              outcome, at
+//	deliveries/{sid(id)}                         outcome, at
 //	images/{image}/digests/{digest}              image, digest, firstSeen, lastSeen
 //	images/{image}/digests/{digest}/tags/{tag}   tag, keyTime… of the first message naming it
 //	images/{image}/tags/{tag}                    image, tag, digest, keyTime… of the newest message carrying it
 //	pins/{env|image}                             env, image, digest, tag, keyTime…, cause, commit, time
 //	holds/{env|image}                            env, image, since
 //	history/{env|image}                          env, image (one stream per pinned (env, image))
-//	history/{env|image}/entries/{keyTime|keyID}  env, image, digest, tag, commit, cause, keyTime…, time
+//	history/{env|image}/entries/{keyTime|sid(keyID)}  env, image, digest, tag, commit, cause, keyTime…, time
 //	promotions/{env|image|tag}                   env, image, tag, source, url, prerelease, delivery, state, reason, created
 //
 // No document holds an unbounded array: a digest named by any number of
@@ -40,8 +45,10 @@
 // images and waiting releases.
 //
 // The deliveries collection grows by one small document per message; a
-// Firestore TTL policy on its field "at" (e.g. 30 days, past Pub/Sub's
-// 7-day retention) keeps it in check without code.
+// Firestore TTL policy on its field "expireAt" keeps it in check without code.
+// Firestore's TTL deletes a document once the time in that field has passed,
+// so the field holds the expiry (handled at + [ledger.DeliveryRetention]), not
+// the time handled: a TTL on "at" would forget a delivery within a day.
 package firestore
 
 import (
@@ -87,24 +94,48 @@ const (
 // concurrent use, also by several processes sharing the database.
 type Ledger struct {
 	client *firestore.Client
+	now    func() time.Time
 	closed atomic.Bool
 }
 
 var _ ledger.Ledger = (*Ledger)(nil)
 
+// Option configures [Open].
+type Option func(*config)
+
+type config struct {
+	now     func() time.Time
+	clients []option.ClientOption
+}
+
+// WithClock makes the ledger read the time (a delivery's "at", a hold's
+// "since") from now instead of [time.Now].
+func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
+
+// WithClientOptions passes opts to the Firestore client, e.g. credentials
+// ([option.WithCredentialsFile]).
+func WithClientOptions(opts ...option.ClientOption) Option {
+	return func(c *config) { c.clients = append(c.clients, opts...) }
+}
+
 // Open connects to the Firestore database of project ("" or "(default)" for
-// the default database) with Application Default Credentials, or with opts.
-// Like every Firestore client it uses the emulator at FIRESTORE_EMULATOR_HOST
-// when that is set. See [firestore.NewClientWithDatabase].
-func Open(ctx context.Context, project, database string, opts ...option.ClientOption) (*Ledger, error) {
+// the default database) with Application Default Credentials, unless
+// [WithClientOptions] says otherwise. Like every Firestore client it uses the
+// emulator at FIRESTORE_EMULATOR_HOST when that is set. See
+// [firestore.NewClientWithDatabase].
+func Open(ctx context.Context, project, database string, opts ...Option) (*Ledger, error) {
+	cfg := config{now: time.Now}
+	for _, o := range opts {
+		o(&cfg)
+	}
 	if database == "" {
 		database = firestore.DefaultDatabaseID
 	}
-	c, err := firestore.NewClientWithDatabase(ctx, project, database, opts...)
+	c, err := firestore.NewClientWithDatabase(ctx, project, database, cfg.clients...)
 	if err != nil {
 		return nil, fmt.Errorf("firestore: open %s/%s: %w", project, database, err)
 	}
-	return &Ledger{client: c}, nil
+	return &Ledger{client: c, now: cfg.now}, nil
 }
 
 // Close closes the client. Later calls return [ledger.ErrClosed].
@@ -190,7 +221,7 @@ func capID(id string) string {
 }
 
 func (l *Ledger) deliveryRef(id string) *firestore.DocumentRef {
-	return l.client.Collection(colDeliveries).Doc(capID(docID(id)))
+	return l.client.Collection(colDeliveries).Doc(ledger.StorageID(id))
 }
 
 func (l *Ledger) imageRef(image string) *firestore.DocumentRef {
@@ -225,7 +256,7 @@ func (l *Ledger) streamRef(env, image string) *firestore.DocumentRef {
 // entry is written once however often the pin is committed.
 func (l *Ledger) entryRef(env, image string, k ledger.Key) *firestore.DocumentRef {
 	ts := k.Time.UTC().Format("20060102T150405.000000000Z")
-	return l.streamRef(env, image).Collection(colEntries).Doc(capID(ts + "|" + docID(k.ID)))
+	return l.streamRef(env, image).Collection(colEntries).Doc(ts + "|" + ledger.StorageID(k.ID))
 }
 
 func (l *Ledger) promotionRef(env, image, tag string) *firestore.DocumentRef {
@@ -238,12 +269,29 @@ func (l *Ledger) promotionRef(env, image, tag string) *firestore.DocumentRef {
 func keyNanos(t time.Time) int64 { return int64(t.Nanosecond() % 1000) }
 
 // keyOf rebuilds a key from its stored fields.
-func keyOf(t time.Time, nanos int64, id string) ledger.Key {
-	if t.IsZero() && nanos == 0 {
-		return ledger.Key{ID: id}
+func keyOf(t time.Time, nanos int64, id string, raw []byte) ledger.Key {
+	k := ledger.Key{ID: ledger.JoinID(id, raw)}
+	if !t.IsZero() || nanos != 0 {
+		k.Time = t.Add(time.Duration(nanos))
 	}
-	return ledger.Key{Time: t.Add(time.Duration(nanos)), ID: id}
+	return k
 }
+
+// keyFields holds the stored fields of a key, embedded in the documents
+// that have one.
+type keyFields struct {
+	KeyTime  time.Time `firestore:"keyTime"`
+	KeyNanos int64     `firestore:"keyNanos"`
+	KeyID    string    `firestore:"keyID"`
+	KeyIDRaw []byte    `firestore:"keyIDRaw,omitempty"`
+}
+
+func toKeyFields(k ledger.Key) keyFields {
+	text, raw := ledger.SplitID(k.ID)
+	return keyFields{KeyTime: utc(k.Time), KeyNanos: keyNanos(k.Time), KeyID: text, KeyIDRaw: raw}
+}
+
+func (f keyFields) key() ledger.Key { return keyOf(f.KeyTime, f.KeyNanos, f.KeyID, f.KeyIDRaw) }
 
 // utc returns t in UTC truncated to microseconds, as a Firestore timestamp
 // keeps it (the service would round it), keeping the zero time zero.
@@ -255,8 +303,9 @@ func utc(t time.Time) time.Time {
 }
 
 type deliveryDoc struct {
-	Outcome string    `firestore:"outcome"`
-	At      time.Time `firestore:"at"`
+	Outcome  string    `firestore:"outcome"`
+	At       time.Time `firestore:"at"`
+	ExpireAt time.Time `firestore:"expireAt"` // the TTL field: At + ledger.DeliveryRetention
 }
 
 type digestDoc struct {
@@ -266,46 +315,37 @@ type digestDoc struct {
 	LastSeen  time.Time `firestore:"lastSeen"`
 }
 
+// digestTagDoc is one tag of a digest, with the key of the oldest message
+// naming it.
 type digestTagDoc struct {
-	Tag      string    `firestore:"tag"`
-	KeyTime  time.Time `firestore:"keyTime"`
-	KeyNanos int64     `firestore:"keyNanos"`
-	KeyID    string    `firestore:"keyID"`
+	Tag string `firestore:"tag"`
+	keyFields
 }
 
 type tagDoc struct {
-	Image    string    `firestore:"image"`
-	Tag      string    `firestore:"tag"`
-	Digest   string    `firestore:"digest"`
-	KeyTime  time.Time `firestore:"keyTime"`
-	KeyNanos int64     `firestore:"keyNanos"`
-	KeyID    string    `firestore:"keyID"`
+	Image  string `firestore:"image"`
+	Tag    string `firestore:"tag"`
+	Digest string `firestore:"digest"`
+	keyFields
 }
 
-func (d tagDoc) key() ledger.Key { return keyOf(d.KeyTime, d.KeyNanos, d.KeyID) }
-
 type pinDoc struct {
-	Env      string    `firestore:"env"`
-	Image    string    `firestore:"image"`
-	Digest   string    `firestore:"digest"`
-	Tag      string    `firestore:"tag"`
-	KeyTime  time.Time `firestore:"keyTime"`
-	KeyNanos int64     `firestore:"keyNanos"`
-	KeyID    string    `firestore:"keyID"`
-	Cause    string    `firestore:"cause"`
-	Commit   string    `firestore:"commit"`
-	Time     time.Time `firestore:"time"`
+	Env    string `firestore:"env"`
+	Image  string `firestore:"image"`
+	Digest string `firestore:"digest"`
+	Tag    string `firestore:"tag"`
+	keyFields
+	Cause  string    `firestore:"cause"`
+	Commit string    `firestore:"commit"`
+	Time   time.Time `firestore:"time"`
 }
 
 func toPinDoc(p ledger.Pin) pinDoc {
 	return pinDoc{
-		Env: p.Env, Image: p.Image, Digest: p.Digest, Tag: p.Tag,
-		KeyTime: utc(p.Key.Time), KeyNanos: keyNanos(p.Key.Time), KeyID: p.Key.ID,
+		Env: p.Env, Image: p.Image, Digest: p.Digest, Tag: p.Tag, keyFields: toKeyFields(p.Key),
 		Cause: string(p.Cause), Commit: p.Commit, Time: utc(p.Time),
 	}
 }
-
-func (d pinDoc) key() ledger.Key { return keyOf(d.KeyTime, d.KeyNanos, d.KeyID) }
 
 func (d pinDoc) pin() ledger.Pin {
 	return ledger.Pin{
@@ -326,22 +366,27 @@ type streamDoc struct {
 }
 
 type entryDoc struct {
-	Env      string    `firestore:"env"`
-	Image    string    `firestore:"image"`
-	Digest   string    `firestore:"digest"`
-	Tag      string    `firestore:"tag"`
-	Commit   string    `firestore:"commit"`
-	Cause    string    `firestore:"cause"`
-	KeyTime  time.Time `firestore:"keyTime"`
-	KeyNanos int64     `firestore:"keyNanos"`
-	KeyID    string    `firestore:"keyID"`
-	Time     time.Time `firestore:"time"`
+	Env    string `firestore:"env"`
+	Image  string `firestore:"image"`
+	Digest string `firestore:"digest"`
+	Tag    string `firestore:"tag"`
+	Commit string `firestore:"commit"`
+	Cause  string `firestore:"cause"`
+	keyFields
+	Time time.Time `firestore:"time"`
+}
+
+func toEntryDoc(e ledger.Entry) entryDoc {
+	return entryDoc{
+		Env: e.Env, Image: e.Image, Digest: e.Digest, Tag: e.Tag, Commit: e.Commit,
+		Cause: string(e.Cause), keyFields: toKeyFields(e.Key), Time: utc(e.Time),
+	}
 }
 
 func (d entryDoc) entry() ledger.Entry {
 	return ledger.Entry{
 		Env: d.Env, Image: d.Image, Digest: d.Digest, Tag: d.Tag, Commit: d.Commit,
-		Cause: ledger.Cause(d.Cause), Key: keyOf(d.KeyTime, d.KeyNanos, d.KeyID), Time: utc(d.Time),
+		Cause: ledger.Cause(d.Cause), Key: d.key(), Time: utc(d.Time),
 	}
 }
 
@@ -430,12 +475,12 @@ func all[T any](it *firestore.DocumentIterator) ([]T, error) {
 // Delivery reports the outcome recorded for a delivery id, if it was handled.
 func (l *Ledger) Delivery(ctx context.Context, id string) (outcome string, ok bool, err error) {
 	if err := l.check(ctx); err != nil {
-		return "", false, l.wrap(err, "delivery %s", id)
+		return "", false, l.wrap(err, "delivery %.64q", id)
 	}
 	var d deliveryDoc
 	ok, err = getDoc(ctx, nil, l.deliveryRef(id), &d)
 	if err != nil {
-		return "", false, l.wrap(err, "delivery %s", id)
+		return "", false, l.wrap(err, "delivery %.64q", id)
 	}
 	return d.Outcome, ok, nil
 }
@@ -445,16 +490,17 @@ func (l *Ledger) Delivery(ctx context.Context, id string) (outcome string, ok bo
 // does not exist yet.
 func (l *Ledger) MarkDelivery(ctx context.Context, id, outcome string) error {
 	if err := l.check(ctx); err != nil {
-		return l.wrap(err, "mark delivery %s", id)
+		return l.wrap(err, "mark delivery %.64q", id)
 	}
 	if id == "" {
 		return l.wrap(errors.New("empty delivery id"), "mark delivery")
 	}
-	_, err := l.deliveryRef(id).Create(ctx, deliveryDoc{Outcome: outcome, At: time.Now().UTC()})
+	at := utc(l.now())
+	_, err := l.deliveryRef(id).Create(ctx, deliveryDoc{Outcome: outcome, At: at, ExpireAt: at.Add(ledger.DeliveryRetention)})
 	if status.Code(err) == codes.AlreadyExists {
 		return nil
 	}
-	return l.wrap(err, "mark delivery %s", id)
+	return l.wrap(err, "mark delivery %.64q", id)
 }
 
 // --- digests and tags ----------------------------------------------------------
@@ -499,16 +545,10 @@ func (l *Ledger) RecordDigest(ctx context.Context, image, digest, tag string, ke
 			}
 		}
 
-		changed := !dFound
-		if !kt.IsZero() {
-			if d.FirstSeen.IsZero() || kt.Before(d.FirstSeen) {
-				d.FirstSeen, changed = kt, true
-			}
-			if kt.After(d.LastSeen) {
-				d.LastSeen, changed = kt, true
-			}
-		}
-		if changed {
+		// Tags are documents of their own: the rule sees the seen times.
+		seen, changed := ledger.SeeDigest(ledger.Digest{FirstSeen: d.FirstSeen, LastSeen: d.LastSeen}, "", ledger.Key{Time: kt})
+		if changed || !dFound {
+			d.FirstSeen, d.LastSeen = seen.FirstSeen, seen.LastSeen
 			if err := tx.Set(dRef, d); err != nil {
 				return err
 			}
@@ -516,25 +556,21 @@ func (l *Ledger) RecordDigest(ctx context.Context, image, digest, tag string, ke
 		if tag == "" {
 			return nil
 		}
-		if !dtFound || key.Less(keyOf(dt.KeyTime, dt.KeyNanos, dt.KeyID)) {
-			dt = digestTagDoc{Tag: tag, KeyTime: kt, KeyNanos: keyNanos(key.Time), KeyID: key.ID}
-			if err := tx.Set(dtRef, dt); err != nil {
+		if !dtFound || key.Less(dt.key()) {
+			if err := tx.Set(dtRef, digestTagDoc{Tag: tag, keyFields: toKeyFields(key)}); err != nil {
 				return err
 			}
 		}
-		if tFound && !t.key().Less(key) {
-			return nil // a message not older already placed the tag
+		if !ledger.MovesTag(t.key(), tFound, key) {
+			return nil
 		}
-		return tx.Set(tRef, tagDoc{
-			Image: image, Tag: tag, Digest: digest,
-			KeyTime: kt, KeyNanos: keyNanos(key.Time), KeyID: key.ID,
-		})
+		return tx.Set(tRef, tagDoc{Image: image, Tag: tag, Digest: digest, keyFields: toKeyFields(key)})
 	})
 	return l.wrap(err, "record digest %s@%s", image, digest)
 }
 
-// Digest returns the record of one digest of image, with its tags in the
-// order they were first seen.
+// Digest returns the record of one digest of image, its tags in
+// [ledger.SortTags] order.
 func (l *Ledger) Digest(ctx context.Context, image, digest string) (ledger.Digest, bool, error) {
 	if err := l.check(ctx); err != nil {
 		return ledger.Digest{}, false, l.wrap(err, "digest %s@%s", image, digest)
@@ -549,20 +585,11 @@ func (l *Ledger) Digest(ctx context.Context, image, digest string) (ledger.Diges
 	if err != nil {
 		return ledger.Digest{}, false, l.wrap(err, "digest %s@%s: tags", image, digest)
 	}
-	slices.SortFunc(tags, func(a, b digestTagDoc) int {
-		ka, kb := keyOf(a.KeyTime, a.KeyNanos, a.KeyID), keyOf(b.KeyTime, b.KeyNanos, b.KeyID)
-		switch {
-		case ka.Less(kb):
-			return -1
-		case kb.Less(ka):
-			return 1
-		}
-		return strings.Compare(a.Tag, b.Tag)
-	})
 	out := ledger.Digest{Image: d.Image, Digest: d.Digest, FirstSeen: utc(d.FirstSeen), LastSeen: utc(d.LastSeen)}
 	for _, t := range tags {
 		out.Tags = append(out.Tags, t.Tag)
 	}
+	out.Tags = ledger.SortTags(out.Tags)
 	return out, true, nil
 }
 
@@ -621,35 +648,31 @@ func (l *Ledger) Pins(ctx context.Context) ([]ledger.Pin, error) {
 	return pins, nil
 }
 
-// ClaimPin makes p the pin of (p.Env, p.Image) unless the current pin's key
-// is not older than p.Key; a pin with Cause manual always applies. A claim
-// that keeps the current digest keeps its Commit; one with a new digest has
-// none yet. It returns the pin in force afterwards and whether p applied.
+// ClaimPin makes p the pin of (p.Env, p.Image) as [ledger.Claim] decides,
+// reading the pin and the hold in the transaction that writes the claim (a
+// hold set meanwhile aborts and retries it).
 func (l *Ledger) ClaimPin(ctx context.Context, p ledger.Pin) (current ledger.Pin, applied bool, err error) {
-	ref := l.pinRef(p.Env, p.Image)
+	ref, hRef := l.pinRef(p.Env, p.Image), l.holdRef(p.Env, p.Image)
 	err = l.runTx(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		var cur pinDoc
-		found, err := getDoc(ctx, tx, ref, &cur)
+		snaps, err := tx.GetAll([]*firestore.DocumentRef{ref, hRef})
 		if err != nil {
 			return err
 		}
-		if found && p.Cause != ledger.CauseManual && !cur.key().Less(p.Key) {
-			current, applied = cur.pin(), false
-			return nil
-		}
-		next := toPinDoc(p)
-		next.Commit = ""
-		if found && cur.Digest == p.Digest {
-			next.Commit = cur.Commit
-		}
-		if err := tx.Set(ref, next); err != nil {
+		var cur pinDoc
+		found, err := decode(snaps[0], &cur)
+		if err != nil {
 			return err
 		}
-		current, applied = next.pin(), true
-		return nil
+		current, applied, err = ledger.Claim(cur.pin(), found, snaps[1].Exists(), p)
+		if err != nil || !applied {
+			return err
+		}
+		next := toPinDoc(current)
+		current = next.pin() // as stored: UTC, microseconds
+		return tx.Set(ref, next)
 	})
 	if err != nil {
-		return ledger.Pin{}, false, l.wrap(err, "claim pin %s/%s", p.Env, p.Image)
+		return current, false, l.wrap(err, "claim pin %s/%s", p.Env, p.Image)
 	}
 	return current, applied, nil
 }
@@ -667,38 +690,34 @@ func (l *Ledger) CommitPin(ctx context.Context, p ledger.Pin, commit string, at 
 		if err != nil {
 			return err
 		}
-		if snaps[0].Exists() {
-			return nil // committed before
-		}
 		var cur pinDoc
 		found, err := decode(snaps[1], &cur)
 		if err != nil {
 			return err
 		}
-		if found && cur.key().Equal(p.Key) {
-			cur.Commit, cur.Time = commit, utc(at)
-			if err := tx.Set(pRef, cur); err != nil {
+		plan := ledger.PlanCommit(cur.pin(), found, snaps[0].Exists(), p, commit, at)
+		if plan.WritePin {
+			if err := tx.Set(pRef, toPinDoc(plan.Pin)); err != nil {
 				return err
 			}
+		}
+		if !plan.WriteEntry {
+			return nil
 		}
 		if err := tx.Set(sRef, streamDoc{Env: p.Env, Image: p.Image}); err != nil {
 			return err
 		}
-		return tx.Create(eRef, entryDoc{
-			Env: p.Env, Image: p.Image, Digest: p.Digest, Tag: p.Tag, Commit: commit,
-			Cause: string(p.Cause), KeyTime: utc(p.Key.Time), KeyNanos: keyNanos(p.Key.Time),
-			KeyID: p.Key.ID, Time: utc(at),
-		})
+		return tx.Create(eRef, toEntryDoc(plan.Entry))
 	})
 	return l.wrap(err, "commit pin %s/%s at %s", p.Env, p.Image, commit)
 }
 
-// History returns history entries, newest first (by Time, then by key).
+// History returns the entries q selects, newest first ([ledger.HistoryOrder]).
 //
 // Entries live in one stream per (env, image). The streams the query selects
 // are found by reading the small history collection; each is then queried
-// alone (ordered by time with the limit, or by digest) and the results are
-// merged in memory.
+// alone (ordered by time with the limit and from the cursor, or by digest)
+// and the results are merged in memory.
 func (l *Ledger) History(ctx context.Context, q ledger.HistoryQuery) ([]ledger.Entry, error) {
 	if err := l.check(ctx); err != nil {
 		return nil, l.wrap(err, "history")
@@ -733,11 +752,13 @@ func (l *Ledger) history(ctx context.Context, q ledger.HistoryQuery) ([]ledger.E
 		}
 		docs = append(docs, got...)
 	}
-	entries := make([]ledger.Entry, len(docs))
-	for i, d := range docs {
-		entries[i] = d.entry()
+	var entries []ledger.Entry
+	for _, d := range docs {
+		if e := d.entry(); q.Matches(e) && q.Before.Admits(e) {
+			entries = append(entries, e)
+		}
 	}
-	slices.SortFunc(entries, newestFirst)
+	slices.SortFunc(entries, ledger.HistoryOrder)
 	if q.Limit > 0 && len(entries) > q.Limit {
 		entries = entries[:q.Limit]
 	}
@@ -745,8 +766,9 @@ func (l *Ledger) history(ctx context.Context, q ledger.HistoryQuery) ([]ledger.E
 }
 
 // stream returns the entries of one stream that can be among the first
-// q.Limit results of q: all those of q.Digest, or the newest q.Limit by time
-// plus any that tie with the last of them.
+// q.Limit results of q (the caller filters and sorts): all those of
+// q.Digest, or those at the cursor's time plus the newest q.Limit older than
+// it, plus any that tie with the last of them.
 func (l *Ledger) stream(ctx context.Context, s streamDoc, q ledger.HistoryQuery) ([]entryDoc, error) {
 	col := l.streamRef(s.Env, s.Image).Collection(colEntries)
 	if q.Digest != "" {
@@ -755,60 +777,55 @@ func (l *Ledger) stream(ctx context.Context, s streamDoc, q ledger.HistoryQuery)
 	if q.Limit <= 0 {
 		return all[entryDoc](col.Documents(ctx))
 	}
-	docs, err := all[entryDoc](col.OrderBy("time", firestore.Desc).Limit(q.Limit).Documents(ctx))
-	if err != nil || len(docs) < q.Limit {
-		return docs, err
+	var docs []entryDoc
+	page := col.OrderBy("time", firestore.Desc)
+	if !q.Before.IsZero() {
+		at := utc(q.Before.Time)
+		ties, err := all[entryDoc](col.Where("time", "==", at).Documents(ctx))
+		if err != nil {
+			return nil, err
+		}
+		docs = ties
+		page = col.Where("time", "<", at).OrderBy("time", firestore.Desc)
 	}
-	last := docs[len(docs)-1].Time
+	older, err := all[entryDoc](page.Limit(q.Limit).Documents(ctx))
+	if err != nil || len(older) < q.Limit {
+		return append(docs, older...), err
+	}
+	last := older[len(older)-1].Time
 	ties, err := all[entryDoc](col.Where("time", "==", last).Documents(ctx))
 	if err != nil {
 		return nil, err
 	}
-	for _, t := range ties {
-		if !slices.ContainsFunc(docs, func(d entryDoc) bool {
-			return d.KeyID == t.KeyID && d.KeyTime.Equal(t.KeyTime) && d.KeyNanos == t.KeyNanos
-		}) {
-			docs = append(docs, t)
+	docs = append(docs, ties...) // every entry at last, so none of older at last
+	for _, d := range older {
+		if !d.Time.Equal(last) {
+			docs = append(docs, d)
 		}
 	}
 	return docs, nil
-}
-
-// newestFirst orders entries by Time, then key, newest first, then by env
-// and image.
-func newestFirst(a, b ledger.Entry) int {
-	if c := b.Time.Compare(a.Time); c != 0 {
-		return c
-	}
-	switch {
-	case b.Key.Less(a.Key):
-		return -1
-	case a.Key.Less(b.Key):
-		return 1
-	}
-	if c := strings.Compare(a.Env, b.Env); c != 0 {
-		return c
-	}
-	return strings.Compare(a.Image, b.Image)
 }
 
 // --- holds -----------------------------------------------------------------------
 
 // SetHold pauses (held) or resumes automatic updates of (env, image).
 func (l *Ledger) SetHold(ctx context.Context, env, image string, held bool) error {
-	if err := l.check(ctx); err != nil {
-		return l.wrap(err, "set hold %s/%s=%t", env, image, held)
-	}
 	ref := l.holdRef(env, image)
-	var err error
-	if held {
-		_, err = ref.Create(ctx, holdDoc{Env: env, Image: image, Since: time.Now().UTC()})
-		if status.Code(err) == codes.AlreadyExists {
-			err = nil // held already: keep the time it started
+	// A transaction, retried when aborted: claims read the hold document in
+	// theirs, and under contention a lone write can lose the lock race.
+	err := l.runTx(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		snap, err := tx.Get(ref)
+		if err != nil && !notFound(err) {
+			return err
 		}
-	} else {
-		_, err = ref.Delete(ctx)
-	}
+		switch {
+		case !held:
+			return tx.Delete(ref)
+		case snap.Exists():
+			return nil // held already: keep the time it started
+		}
+		return tx.Create(ref, holdDoc{Env: env, Image: image, Since: utc(l.now())})
+	})
 	return l.wrap(err, "set hold %s/%s=%t", env, image, held)
 }
 

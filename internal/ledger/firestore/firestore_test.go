@@ -118,7 +118,7 @@ func TestDigestNamedByManyMessages(t *testing.T) {
 		t.Fatalf("Digest = %v, %v", ok, err)
 	}
 	if got := strings.Join(d.Tags, ","); got != "latest,main,v1.2.3" {
-		t.Errorf("tags = %s, want latest,main,v1.2.3 (first seen first)", got)
+		t.Errorf("tags = %s, want latest,main,v1.2.3 (by name)", got)
 	}
 	if !d.FirstSeen.Equal(key(0).Time) || !d.LastSeen.Equal(key(n-1).Time) {
 		t.Errorf("seen %v..%v, want %v..%v", d.FirstSeen, d.LastSeen, key(0).Time, key(n-1).Time)
@@ -357,5 +357,30 @@ func TestErrorsNameTheCall(t *testing.T) {
 	_, _, err := l.ClaimPin(t.Context(), ledger.Pin{Env: "dev", Image: "server"})
 	if err == nil || !strings.Contains(err.Error(), "firestore: claim pin dev/server") {
 		t.Errorf("error %v, want it to name the call", err)
+	}
+}
+
+// TestClock checks that the times the ledger stamps itself (a delivery's
+// "at", a hold's "since") come from the injected clock.
+func TestClock(t *testing.T) {
+	t.Parallel()
+	emulator.Firestore(t)
+	now := time.Date(2031, 2, 3, 4, 5, 6, 789_000_000, time.UTC)
+	l, err := Open(t.Context(), emulator.ProjectID(t), "", WithClock(func() time.Time { return now }))
+	must(t, err)
+	t.Cleanup(func() { _ = l.Close() })
+	ctx := t.Context()
+	must(t, l.MarkDelivery(ctx, "d-1", "pinned"))
+	must(t, l.SetHold(ctx, "dev", "server", true))
+	var d deliveryDoc
+	if _, err := getDoc(ctx, nil, l.deliveryRef("d-1"), &d); err != nil || !d.At.Equal(now) {
+		t.Errorf("delivery at %v (%v), want %v", d.At, err, now)
+	}
+	if want := now.Add(ledger.DeliveryRetention); !d.ExpireAt.Equal(want) {
+		t.Errorf("delivery expires at %v, want %v (the TTL field holds the expiry)", d.ExpireAt, want)
+	}
+	var h holdDoc
+	if _, err := getDoc(ctx, nil, l.holdRef("dev", "server"), &h); err != nil || !h.Since.Equal(now) {
+		t.Errorf("hold since %v (%v), want %v", h.Since, err, now)
 	}
 }

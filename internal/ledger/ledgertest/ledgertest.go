@@ -11,7 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,6 +55,8 @@ func Run(t *testing.T, open func(t *testing.T) ledger.Ledger) {
 		{"Hold", s.holdCases()},
 		{"Promotion", s.promotionCases()},
 		{"Close", s.closeCases()},
+		{"AnyID", s.anyIDCases()},
+		{"Paging", s.pagingCases()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
@@ -215,6 +219,16 @@ func (s *suite) digestCases() []testCase {
 			checkDigest(t, l, ledger.Digest{Image: "server", Digest: digestA, Tags: []string{"latest", "v1"}, FirstSeen: at(1), LastSeen: at(4)})
 			checkDigest(t, l, ledger.Digest{Image: "server", Digest: digestB, Tags: []string{"latest"}, FirstSeen: at(5), LastSeen: at(5)})
 		}},
+		{"TagsOrderedByName", func(t *testing.T) {
+			l := s.ledger(t)
+			ctx := t.Context()
+			// Arrival order and key order both differ from name order.
+			must(t, l.RecordDigest(ctx, "server", digestA, "v2", key(1)))
+			must(t, l.RecordDigest(ctx, "server", digestA, "main", key(3)))
+			must(t, l.RecordDigest(ctx, "server", digestA, "latest", key(2)))
+			must(t, l.RecordDigest(ctx, "server", digestA, "beta", key(9)))
+			checkDigest(t, l, ledger.Digest{Image: "server", Digest: digestA, Tags: []string{"beta", "latest", "main", "v2"}, FirstSeen: at(1), LastSeen: at(9)})
+		}},
 		{"SeenFollowsKeys", func(t *testing.T) {
 			l := s.ledger(t)
 			ctx := t.Context()
@@ -240,7 +254,7 @@ func (s *suite) digestCases() []testCase {
 }
 
 // checkDigest compares the stored record of want.Image/want.Digest with want;
-// tags are compared as a set.
+// tags in their one order, by name (ledger.SortTags).
 func checkDigest(t *testing.T, l ledger.Ledger, want ledger.Digest) {
 	t.Helper()
 	got, ok, err := l.Digest(t.Context(), want.Image, want.Digest)
@@ -250,8 +264,7 @@ func checkDigest(t *testing.T, l ledger.Ledger, want ledger.Digest) {
 	if !ok {
 		t.Fatalf("Digest(%s, %s): not found", want.Image, want.Digest)
 	}
-	gotTags, wantTags := slices.Sorted(slices.Values(got.Tags)), slices.Sorted(slices.Values(want.Tags))
-	if got.Image != want.Image || got.Digest != want.Digest || !slices.Equal(gotTags, wantTags) ||
+	if got.Image != want.Image || got.Digest != want.Digest || !slices.Equal(got.Tags, want.Tags) ||
 		!got.FirstSeen.Equal(want.FirstSeen) || !got.LastSeen.Equal(want.LastSeen) {
 		t.Errorf("Digest(%s, %s)\n got  %+v\n want %+v", want.Image, want.Digest, got, want)
 	}
@@ -678,8 +691,102 @@ func (s *suite) pinsCases() []testCase {
 
 // --- Holds ------------------------------------------------------------------
 
+// claimHeld claims p on a held pair and checks that it is refused with
+// ledger.ErrHeld, returning the pin in force (wantCurrent, or none).
+func claimHeld(t *testing.T, l ledger.Ledger, p, wantCurrent ledger.Pin) {
+	t.Helper()
+	cur, applied, err := l.ClaimPin(t.Context(), p)
+	if !errors.Is(err, ledger.ErrHeld) || applied {
+		t.Fatalf("ClaimPin(%s/%s %s %v) of a held pair: applied %v, error %v; want ledger.ErrHeld", p.Env, p.Image, p.Cause, p.Key, applied, err)
+	}
+	if !samePin(cur, wantCurrent) {
+		t.Errorf("ClaimPin of a held pair: current\n got  %+v\n want %+v", cur, wantCurrent)
+	}
+}
+
 func (s *suite) holdCases() []testCase {
 	return []testCase{
+		{"HeldRefusesAutomaticClaims", func(t *testing.T) {
+			l := s.ledger(t)
+			ctx := t.Context()
+			must(t, l.SetHold(ctx, "dev", "server", true))
+			claimHeld(t, l, pin(1, digestA), ledger.Pin{}) // no pin yet
+			if p, ok, err := l.Pin(ctx, "dev", "server"); err != nil || ok {
+				t.Errorf("Pin after a refused claim = %+v, %v, %v; want none", p, ok, err)
+			}
+			must(t, l.SetHold(ctx, "dev", "server", false))
+			claim(t, l, pin(2, digestA), pin(2, digestA), true)
+			must(t, l.SetHold(ctx, "dev", "server", true))
+			claimHeld(t, l, pin(3, digestB), pin(2, digestA))
+			release := pin(4, digestB)
+			release.Cause, release.Tag = ledger.CauseRelease, "v1.0.0"
+			claimHeld(t, l, release, pin(2, digestA))
+			checkPin(t, l, pin(2, digestA))
+			// Another pair is not held.
+			other := pin(5, digestC)
+			other.Env = "prod"
+			claim(t, l, other, other, true)
+		}},
+		{"ManualClaimsWhileHeld", func(t *testing.T) {
+			l := s.ledger(t)
+			ctx := t.Context()
+			claim(t, l, pin(5, digestA), pin(5, digestA), true)
+			must(t, l.SetHold(ctx, "dev", "server", true))
+			manual := pin(1, digestB) // deploy --hold: a manual pin of a held pair
+			manual.Cause, manual.Tag = ledger.CauseManual, ""
+			claim(t, l, manual, manual, true)
+			checkPin(t, l, manual)
+			checkHeld(t, l, "dev", "server", true)
+		}},
+		{"HoldBeatsConcurrentClaims", func(t *testing.T) {
+			l := s.ledger(t)
+			ctx := t.Context()
+			// Claims race with SetHold: every claim that starts after SetHold
+			// returned must be refused, whichever claims won before it.
+			const workers, perWorker = 4, 6
+			var holdSet sync.WaitGroup
+			holdSet.Add(1)
+			var after [workers]int // claims each worker started after the hold
+			errs := make([]error, workers)
+			var wg sync.WaitGroup
+			var held atomic.Bool
+			for w := range workers {
+				wg.Go(func() {
+					for i := range perWorker {
+						n := 1 + i*workers + w
+						started := held.Load()
+						_, applied, err := l.ClaimPin(ctx, pin(n, fmt.Sprintf("sha256:%064x", n)))
+						switch {
+						case errors.Is(err, ledger.ErrHeld):
+						case err != nil:
+							errs[w] = err
+							return
+						case applied && started:
+							errs[w] = fmt.Errorf("claim %d started after SetHold returned and applied", n)
+							return
+						}
+						if started {
+							after[w]++
+						}
+						if i == perWorker/2 && w == 0 {
+							holdSet.Wait()
+						}
+					}
+				})
+			}
+			must(t, l.SetHold(ctx, "dev", "server", true))
+			held.Store(true)
+			holdSet.Done()
+			wg.Wait()
+			for w, err := range errs {
+				if err != nil {
+					t.Fatalf("worker %d: %v", w, err)
+				}
+			}
+			if after[0] == 0 {
+				t.Fatal("no claim started after the hold: the case tested nothing")
+			}
+		}},
 		{"SetAndResume", func(t *testing.T) {
 			l := s.ledger(t)
 			ctx := t.Context()
@@ -841,6 +948,144 @@ func (s *suite) closeCases() []testCase {
 					t.Errorf("%s after Close: error %v, want ledger.ErrClosed", name, err)
 				}
 			}
+		}},
+	}
+}
+
+// --- Any delivery or message id ---------------------------------------------
+
+// oddIDs are ids a store cannot take as they are: a NUL, bytes that are not
+// UTF-8, a 40 KB id (over bbolt's key limit and Firestore's id limit), "/",
+// "." and "..", Firestore's reserved __…__, and the hashed form of another.
+var oddIDs = []string{
+	"a\x00b", "\xff\xfe", strings.Repeat("m", 40<<10), "a/b", "..", ".", "__x__",
+	ledger.StorageID("\xff\xfe"), "x y", "",
+}
+
+func (s *suite) anyIDCases() []testCase {
+	return []testCase{
+		{"Delivery", func(t *testing.T) {
+			l := s.ledger(t)
+			ctx := t.Context()
+			for i, id := range oddIDs[:len(oddIDs)-1] {
+				must(t, l.MarkDelivery(ctx, id, fmt.Sprintf("outcome-%d", i)))
+				must(t, l.MarkDelivery(ctx, id, "again"))
+			}
+			for i, id := range oddIDs[:len(oddIDs)-1] {
+				checkDelivery(t, l, id, fmt.Sprintf("outcome-%d", i), true)
+			}
+			// Near misses were never marked.
+			for _, id := range []string{"a", "a\x00c", "\xff", strings.Repeat("m", 40<<10) + "m", "a%2Fb", "a\\b"} {
+				checkDelivery(t, l, id, "", false)
+			}
+		}},
+		{"Keys", func(t *testing.T) {
+			l := s.ledger(t)
+			ctx := t.Context()
+			for i, id := range oddIDs {
+				k := ledger.Key{Time: at(i), ID: id}
+				p := pin(i, fmt.Sprintf("sha256:%064x", i))
+				p.Key = k
+				must(t, l.RecordDigest(ctx, "server", p.Digest, "latest", k))
+				claim(t, l, p, p, true)
+				got, _, err := l.Pin(ctx, "dev", "server")
+				must(t, err)
+				if got.Key.ID != id {
+					t.Errorf("key id %.20q came back as %.20q", id, got.Key.ID)
+				}
+				must(t, l.CommitPin(ctx, p, fmt.Sprintf("c%06d", i), at(100+i)))
+				must(t, l.CommitPin(ctx, p, fmt.Sprintf("c%06d", i), at(200+i))) // idempotent
+				want := p
+				want.Commit, want.Time = fmt.Sprintf("c%06d", i), at(100+i)
+				checkPin(t, l, want)
+				checkTag(t, l, "server", "latest", p.Digest, true)
+				// The same key again is not newer, whatever its bytes.
+				claim(t, l, p, want, false)
+			}
+			h, err := l.History(ctx, ledger.HistoryQuery{Env: "dev", Image: "server"})
+			must(t, err)
+			if len(h) != len(oddIDs) {
+				t.Fatalf("History: %d entries, want %d (one per key)", len(h), len(oddIDs))
+			}
+			for i, e := range h {
+				if want := oddIDs[len(oddIDs)-1-i]; e.Key.ID != want {
+					t.Errorf("History[%d].Key.ID = %.20q, want %.20q", i, e.Key.ID, want)
+				}
+			}
+			// Keys that differ only in their id order by the id's bytes.
+			must(t, l.RecordDigest(ctx, "worker", digestA, "latest", ledger.Key{Time: at(1), ID: "\xff\xfe"}))
+			must(t, l.RecordDigest(ctx, "worker", digestB, "latest", ledger.Key{Time: at(1), ID: "a\x00b"}))
+			checkTag(t, l, "worker", "latest", digestA, true)
+		}},
+	}
+}
+
+// --- Paging -----------------------------------------------------------------
+
+// commitTies adds, to the history of commitHistory, four dev/server entries
+// that share one time, with key ids the backends store hashed.
+func commitTies(t *testing.T, l ledger.Ledger) []ledger.Entry {
+	t.Helper()
+	all := commitHistory(t, l)
+	for i, id := range []string{"\xff\xfe", "tie-b", strings.Repeat("z", 300), "tie-a"} {
+		p := ledger.Pin{Env: "dev", Image: "server", Digest: digestC, Cause: ledger.CauseGAR,
+			Key: ledger.Key{Time: at(25), ID: id}, Time: at(26)}
+		if i == 3 {
+			p.Env = "prod"
+		}
+		must(t, l.CommitPin(t.Context(), p, fmt.Sprintf("7e%05d", i), at(25)))
+		all = append(all, entry(p, fmt.Sprintf("7e%05d", i), at(25)))
+	}
+	slices.SortFunc(all, ledger.HistoryOrder)
+	return all
+}
+
+func (s *suite) pagingCases() []testCase {
+	return []testCase{
+		{"NoGapsNoOverlaps", func(t *testing.T) {
+			l := s.ledger(t)
+			all := commitTies(t, l)
+			for _, q := range []ledger.HistoryQuery{
+				{}, {Env: "dev"}, {Env: "dev", Image: "server"}, {Digest: digestC}, {Image: "server"},
+			} {
+				var want []ledger.Entry
+				for _, e := range all {
+					if q.Matches(e) {
+						want = append(want, e)
+					}
+				}
+				checkHistory(t, l, q, want)
+				for _, limit := range []int{2, 3} {
+					q := q
+					q.Limit = limit
+					var got []ledger.Entry
+					for page := 0; ; page++ {
+						if page > len(all) {
+							t.Fatalf("History(%+v): paging does not end", q)
+						}
+						h, err := l.History(t.Context(), q)
+						must(t, err)
+						if len(h) > limit {
+							t.Fatalf("History(%+v): %d entries, over the limit", q, len(h))
+						}
+						got = append(got, h...)
+						if len(h) < limit {
+							break
+						}
+						q.Before = ledger.CursorOf(h[len(h)-1])
+					}
+					if !slices.EqualFunc(got, want, sameEntry) {
+						t.Errorf("History(env %q image %q digest %.12q) in pages of %d\n got  %s\n want %s",
+							q.Env, q.Image, q.Digest, limit, fmtEntries(got), fmtEntries(want))
+					}
+				}
+			}
+		}},
+		{"BeforeTheOldestIsEmpty", func(t *testing.T) {
+			l := s.ledger(t)
+			all := commitHistory(t, l)
+			checkHistory(t, l, ledger.HistoryQuery{Before: ledger.CursorOf(all[len(all)-1])}, nil)
+			checkHistory(t, l, ledger.HistoryQuery{Before: ledger.CursorOf(all[0]), Limit: 2}, all[1:3])
 		}},
 	}
 }
