@@ -17,8 +17,8 @@ import (
 	"github.com/pinroll/pinroll/internal/gitops/local"
 )
 
-// git runs the git CLI in dir, isolated from the user's configuration.
-func git(dir string, args ...string) (string, error) {
+// runGit runs the git CLI in dir, isolated from the user's configuration.
+func runGit(dir string, args ...string) (string, error) {
 	cmd := exec.Command("git", args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(),
@@ -54,11 +54,11 @@ func TestSquashRacesGitPush(t *testing.T) {
 	}
 	w := build(t, "R:dev; H; A:web; R:dev")
 	materialize(t, r, w)
-	if _, err := git(dir, "symbolic-ref", "HEAD", "refs/heads/main"); err != nil {
+	if _, err := runGit(dir, "symbolic-ref", "HEAD", "refs/heads/main"); err != nil {
 		t.Fatal(err)
 	}
 	clone := filepath.Join(t.TempDir(), "clone")
-	if _, err := git("", "clone", "-q", dir, clone); err != nil {
+	if _, err := runGit("", "clone", "-q", dir, clone); err != nil {
 		t.Fatal(err)
 	}
 
@@ -83,11 +83,11 @@ func TestSquashRacesGitPush(t *testing.T) {
 					}
 				default: // the bot may starve us for a while; not forever
 				}
-				if _, err := git(clone, "fetch", "-q", "origin"); err != nil {
+				if _, err := runGit(clone, "fetch", "-q", "origin"); err != nil {
 					last = err
 					continue
 				}
-				if _, err := git(clone, "reset", "-q", "--hard", "origin/main"); err != nil {
+				if _, err := runGit(clone, "reset", "-q", "--hard", "origin/main"); err != nil {
 					t.Error(err)
 					return
 				}
@@ -95,17 +95,17 @@ func TestSquashRacesGitPush(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				if _, err := git(clone, "commit", "-qam", msg); err != nil {
-					if _, err := git(clone, "add", "people.txt"); err != nil {
+				if _, err := runGit(clone, "commit", "-qam", msg); err != nil {
+					if _, err := runGit(clone, "add", "people.txt"); err != nil {
 						t.Error(err)
 						return
 					}
-					if _, err := git(clone, "commit", "-qm", msg); err != nil {
+					if _, err := runGit(clone, "commit", "-qm", msg); err != nil {
 						t.Error(err)
 						return
 					}
 				}
-				_, last = git(clone, "push", "-q", "origin", "HEAD:main")
+				_, last = runGit(clone, "push", "-q", "origin", "HEAD:main")
 				if last == nil {
 					landed = append(landed, msg)
 					break
@@ -147,7 +147,7 @@ func TestSquashRacesGitPush(t *testing.T) {
 			t.Errorf("push %q landed but is not in the history", m)
 		}
 	}
-	if out, err := git(dir, "fsck", "--no-progress"); err != nil {
+	if out, err := runGit(dir, "fsck", "--no-progress"); err != nil {
 		t.Errorf("git fsck: %v\n%s", err, out)
 	}
 }

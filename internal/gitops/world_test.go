@@ -32,7 +32,6 @@ var allPaths = []string{devPath, webPath, prodPath, readme}
 var envPath = map[string]string{"dev": devPath, "web": webPath, "prod": prodPath}
 
 var (
-	bot   = gitops.Signature{Name: "pinroll", Email: "pinroll@example.com"}
 	ada   = gitops.Signature{Name: "Ada", Email: "ada@example.com"}
 	tokyo = time.FixedZone("JST", 9*3600)
 	ny    = time.FixedZone("EST", -5*3600)
@@ -240,6 +239,24 @@ func pick(files map[string][]byte, paths []string) map[string][]byte {
 	return out
 }
 
+// imageNames are the images of the world's overlays.
+var imageNames = []string{"server", "web"}
+
+// images returns the world's images entries found in a kustomization.
+func images(src []byte) ([]overlay.Image, error) {
+	var out []overlay.Image
+	for _, n := range imageNames {
+		im, ok, err := overlay.Find(src, n)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, im)
+		}
+	}
+	return out, nil
+}
+
 // resetPins is the engine's ResetPins, written with the overlay package: it
 // sets every image's digest and newTag back to the base's values, and says
 // whether files and parent differ in one.
@@ -247,12 +264,12 @@ func resetPins(files, parent, base map[string][]byte) (map[string][]byte, bool, 
 	out := map[string][]byte{}
 	touched := false
 	for p, b := range files {
-		cur, err := overlay.Images(b)
+		cur, err := images(b)
 		if err != nil {
 			return nil, false, err
 		}
 		if par, ok := parent[p]; ok {
-			before, err := overlay.Images(par)
+			before, err := images(par)
 			if err != nil {
 				return nil, false, err
 			}
@@ -260,7 +277,7 @@ func resetPins(files, parent, base map[string][]byte) (map[string][]byte, bool, 
 				touched = true
 			}
 		}
-		baseImages, err := overlay.Images(base[p])
+		baseImages, err := images(base[p])
 		if err != nil {
 			return nil, false, err
 		}

@@ -42,7 +42,11 @@ func (r *Repo) history(ctx context.Context, branch string, stop func(gitops.Comm
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		s, err := r.snapshot(h, paths)
+		var s gitops.Snapshot
+		err := r.withObjects(ctx, func() (err error) {
+			s, err = r.snapshot(h, paths)
+			return err
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -77,29 +81,12 @@ func (r *Repo) readCommit(ctx context.Context, sha string, paths []string) (gito
 			return gitops.Snapshot{}, err
 		}
 	}
-	return r.snapshot(h, paths)
-}
-
-// snapshot reads commit h and the content of paths at it.
-func (r *Repo) snapshot(h plumbing.Hash, paths []string) (gitops.Snapshot, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	c, err := r.commit(h)
-	if err != nil {
-		return gitops.Snapshot{}, err
-	}
-	s := gitops.Snapshot{Commit: toCommit(c), Files: make(map[string][]byte, len(paths))}
-	trees := map[string]*object.Tree{}
-	for _, p := range paths {
-		b, ok, err := r.file(c.TreeHash, trees, p)
-		if err != nil {
-			return gitops.Snapshot{}, fmt.Errorf("%s at %s: %w", p, h, err)
-		}
-		if ok {
-			s.Files[p] = b
-		}
-	}
-	return s, nil
+	var s gitops.Snapshot
+	err = r.withObjects(ctx, func() (err error) {
+		s, err = r.snapshot(h, paths)
+		return err
+	})
+	return s, err
 }
 
 // toCommit converts a go-git commit, keeping the dates' time zones.

@@ -88,9 +88,6 @@ func (r *Repo) listRefs(prefix string) (map[string]string, error) {
 	return out, nil
 }
 
-// txHook, when set by a test, runs while UpdateRefs holds every lock.
-var txHook func()
-
 // UpdateRefs applies updates as one transaction with git's own protocol
 // (refs/files-backend.c), as [gitops.Repo] describes: it creates every
 // <ref>.lock exclusively (an existing one is ErrConflict: git, or another
@@ -135,20 +132,23 @@ func (r *Repo) updateRefs(ctx context.Context, updates []gitops.RefUpdate) (err 
 		}
 	}
 	// Every new value must be a commit we have.
-	r.mu.Lock()
 	commits := map[string]*object.Commit{}
-	for _, u := range updates {
-		if u.To == "" {
-			continue
+	err = r.withObjects(ctx, func() error {
+		for _, u := range updates {
+			if u.To == "" {
+				continue
+			}
+			c, err := r.commit(plumbing.NewHash(u.To))
+			if err != nil {
+				return fmt.Errorf("%s to %s: %w", u.Ref, u.To, err)
+			}
+			commits[u.Ref] = c
 		}
-		c, err := r.commit(plumbing.NewHash(u.To))
-		if err != nil {
-			r.mu.Unlock()
-			return fmt.Errorf("%s to %s: %w", u.Ref, u.To, err)
-		}
-		commits[u.Ref] = c
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	r.mu.Unlock()
 	// Objects durable before any ref names them: go-git writes loose
 	// objects without fsync, so flush the file system holding them.
 	if err := r.syncObjects(); err != nil {
@@ -189,8 +189,10 @@ func (r *Repo) updateRefs(ctx context.Context, updates []gitops.RefUpdate) (err 
 			return fmt.Errorf("%w: %s is at %q, not %q", gitops.ErrConflict, u.Ref, cur, u.From)
 		}
 	}
-	if txHook != nil {
-		txHook()
+	if r.lockedHook != nil {
+		for _, u := range updates {
+			r.lockedHook(u.Ref)
+		}
 	}
 	var deleted []string
 	for i, u := range updates {

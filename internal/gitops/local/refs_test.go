@@ -71,14 +71,17 @@ func TestUpdateRefsPacked(t *testing.T) {
 	c := commitOn(t, r, tip, "squashed", nil)
 	var pushErr error
 	var pushOut string
-	txHook = func() { pushOut, pushErr = gitRun(dir, "update-ref", "refs/heads/main", tip.SHA) }
-	t.Cleanup(func() { txHook = nil })
+	r.lockedHook = func(ref string) {
+		if ref == "refs/heads/main" {
+			pushOut, pushErr = gitRun(dir, "update-ref", "refs/heads/main", tip.SHA)
+		}
+	}
 	err = r.UpdateRefs(t.Context(), []gitops.RefUpdate{
 		{Ref: backup, From: tip.SHA},
 		{Ref: "refs/pinroll/backup/main/200", To: tip.SHA},
 		{Ref: "refs/heads/main", From: tip.SHA, To: c},
 	})
-	txHook = nil
+	r.lockedHook = nil
 	if err != nil {
 		t.Fatalf("UpdateRefs: %v", err)
 	}
