@@ -106,6 +106,9 @@ func TestBrokenEnvironmentDoesNotBlockOthers(t *testing.T) {
 			if len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "staging: entry created: check that `server` matches a container image") {
 				t.Errorf("warnings %q, want the created entry's", r.Warnings)
 			}
+			if !strings.Contains(w.logs(), `"severity":"WARNING","message":"gar message"`) || !strings.Contains(w.logs(), `"warnings":["staging: entry created: check that`) {
+				t.Errorf("no WARNING log line with the created entry in:\n%s", w.logs())
+			}
 			if !strings.Contains(string(w.host.file(t, stagingPath)), digest(1)) {
 				t.Fatalf("staging not pinned:\n%s", w.host.file(t, stagingPath))
 			}
