@@ -96,7 +96,9 @@ func (e *Engine) release(ctx context.Context, rel Release, res Result) (Result, 
 			}
 			r, why, err := e.promote(ctx, env, img, p, "", "")
 			if err != nil {
+				// The other environments go on (SPEC §6.1).
 				errs = append(errs, err)
+				res.Envs = append(res.Envs, EnvResult{Env: env.Name, Outcome: Failed, Reason: err.Error()})
 				continue
 			}
 			res.Envs = append(res.Envs, r)
