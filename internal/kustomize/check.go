@@ -337,27 +337,29 @@ func nameMismatch(im *config.Image, entry *overlay.Image, rendered []string) *Pr
 }
 
 // closure returns the files the overlay in dir reaches and the problems of
-// every kustomization on the way.
+// every kustomization on the way, a path one names that does not exist
+// included.
 func (g *graph) closure(dir string) (map[string][]byte, []Problem) {
 	files := map[string][]byte{}
 	var problems []Problem
 	seen := map[string]bool{}
-	var walk func(string)
-	walk = func(p string) {
-		if seen[p] {
+	var walk func(dir string)
+	walk = func(dir string) {
+		if seen[dir] {
 			return
 		}
-		seen[p] = true
-		if n, ok := g.dirs[p]; ok && n.file != "" {
-			files[n.file] = g.files[n.file]
-			problems = append(problems, n.problems...)
-			for _, r := range n.refs {
-				walk(r)
+		seen[dir] = true
+		n := g.dirs[dir]
+		files[n.file] = g.files[n.file]
+		problems = append(problems, n.problems...)
+		for _, r := range n.refs {
+			if d, ok := g.dirs[r.path]; ok && d.file != "" && r.kind != wantFile {
+				walk(r.path)
+			} else if b, ok := g.files[r.path]; ok && r.kind != wantDir {
+				files[r.path] = b
+			} else if !g.cut[r.path] {
+				problems = append(problems, missing(n.file, r, g.commit))
 			}
-			return
-		}
-		if b, ok := g.files[p]; ok {
-			files[p] = b
 		}
 	}
 	walk(dir)

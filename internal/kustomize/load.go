@@ -24,7 +24,7 @@ type Reader interface {
 type node struct {
 	file  string   // path of its kustomization file; "" when there is none
 	names []named  // what it names, as written
-	refs  []string // the local directories and files it names, resolved
+	refs  []pending // the local directories and files it names, resolved
 	// problems found reading it: a parse error, a missing or remote reference,
 	// helm charts. Each is one line without the environment's name.
 	problems []Problem
@@ -35,6 +35,7 @@ type graph struct {
 	commit string
 	files  map[string][]byte
 	dirs   map[string]*node
+	cut    map[string]bool // paths too deep to follow (see maxLevels)
 	reads  int
 }
 
@@ -83,7 +84,7 @@ type pending struct {
 }
 
 func loadOnce(ctx context.Context, r Reader, branch string, roots []string) (*graph, error) {
-	g := &graph{files: map[string][]byte{}, dirs: map[string]*node{}}
+	g := &graph{files: map[string][]byte{}, dirs: map[string]*node{}, cut: map[string]bool{}}
 	var level []pending
 	seen := map[string]bool{} // paths asked for, each once
 	for _, root := range roots {
@@ -95,6 +96,7 @@ func loadOnce(ctx context.Context, r Reader, branch string, roots []string) (*gr
 	for depth := 0; len(level) > 0; depth++ {
 		if depth == maxLevels {
 			for _, p := range level {
+				g.cut[p.path] = true
 				n := g.dirs[p.from]
 				n.problems = append(n.problems, Problem{Severity: Error, Kind: KindMissingPath,
 					Message: fmt.Sprintf("%s: %s `%s` is more than %d levels below the overlay: pinroll stops there — flatten the overlay", n.file, p.field, p.name, maxLevels)})
@@ -144,9 +146,9 @@ func loadOnce(ctx context.Context, r Reader, branch string, roots []string) (*gr
 			}
 			if p.from == "" { // a root: reported by the check, with its path
 				g.dirs[p.path] = &node{}
-				continue
 			}
-			g.dirs[p.from].problems = append(g.dirs[p.from].problems, missing(g.dirs[p.from].file, p, g.commit))
+			// Any other missing path is reported by closure, for each
+			// kustomization that names it.
 		}
 		level = next
 	}
@@ -279,8 +281,9 @@ func (n *node) pendings(dir string) []pending {
 				Message: fmt.Sprintf("%s: %s `%s` is outside the repository — keep the overlay's files in the repository", n.file, nm.field, nm.name)})
 			continue
 		}
-		n.refs = append(n.refs, p)
-		out = append(out, pending{from: dir, field: nm.field, name: nm.name, path: p, kind: nm.kind})
+		ref := pending{from: dir, field: nm.field, name: nm.name, path: p, kind: nm.kind}
+		n.refs = append(n.refs, ref)
+		out = append(out, ref)
 	}
 	return out
 }
