@@ -22,8 +22,8 @@ type Reader interface {
 
 // node is one kustomization directory reached from an overlay.
 type node struct {
-	file  string   // path of its kustomization file; "" when there is none
-	names []named  // what it names, as written
+	file  string    // path of its kustomization file; "" when there is none
+	names []named   // what it names, as written
 	refs  []pending // the local directories and files it names, resolved
 	// problems found reading it: a parse error, a missing or remote reference,
 	// helm charts. Each is one line without the environment's name.
