@@ -213,7 +213,7 @@ func checkEnv(cfg *config.Config, env *config.Environment, g *graph) (er EnvRepo
 	}
 
 	// The overlay as it is: the pins it carries must reach the containers.
-	real, err := render(files, env.Path)
+	asIs, err := render(files, env.Path)
 	if err != nil {
 		er.Problems = append(er.Problems, Problem{Severity: Error, Kind: KindRender,
 			Message: fmt.Sprintf("kustomize build %s fails: %s — fix the overlay", env.Path, oneLine(err.Error()))})
@@ -241,7 +241,7 @@ func checkEnv(cfg *config.Config, env *config.Environment, g *graph) (er EnvRepo
 	}
 
 	for _, im := range carried {
-		res, p := checkImage(im, entries, real, probed)
+		res, p := checkImage(im, entries, asIs, probed)
 		er.Images = append(er.Images, res)
 		if p != nil {
 			er.Problems = append(er.Problems, *p)
@@ -250,9 +250,9 @@ func checkEnv(cfg *config.Config, env *config.Environment, g *graph) (er EnvRepo
 	return er
 }
 
-// checkImage checks one carried image: real is the overlay rendered as it is,
+// checkImage checks one carried image: asIs is the overlay rendered as it is,
 // probed as pinned at probeDigest.
-func checkImage(im *config.Image, entries []overlay.Image, real, probed []string) (ImageResult, *Problem) {
+func checkImage(im *config.Image, entries []overlay.Image, asIs, probed []string) (ImageResult, *Problem) {
 	res := ImageResult{Image: im.Name}
 	var entry *overlay.Image
 	for i := range entries {
@@ -269,7 +269,7 @@ func checkImage(im *config.Image, entries []overlay.Image, real, probed []string
 		}
 	}
 	if len(reached) == 0 {
-		return res, nameMismatch(im, entry, real)
+		return res, nameMismatch(im, entry, asIs)
 	}
 	for _, name := range reached {
 		if name == im.Repository {
@@ -295,7 +295,7 @@ func checkImage(im *config.Image, entries []overlay.Image, real, probed []string
 		return res, nil
 	}
 	want := im.Repository + "@" + entry.Digest
-	for _, c := range real {
+	for _, c := range asIs {
 		// kustomize keeps newTag next to the digest: repository:latest@sha256:…
 		if name, d := split(c); name == im.Repository && d == entry.Digest {
 			res.Containers = append(res.Containers, c)
@@ -304,7 +304,7 @@ func checkImage(im *config.Image, entries []overlay.Image, real, probed []string
 	if len(res.Containers) == 0 {
 		return res, &Problem{Severity: Error, Kind: KindNotPinned, Message: fmt.Sprintf(
 			"images[].name `%s` pins %s but no rendered container uses %s (they use %s) — something after the images transformer rewrites the image; fix the overlay",
-			im.Name, short(strings.TrimPrefix(entry.Digest, "sha256:")), want, list(real))}
+			im.Name, short(strings.TrimPrefix(entry.Digest, "sha256:")), want, list(asIs))}
 	}
 	res.OK = true
 	return res, nil

@@ -7,6 +7,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 	kustypes "sigs.k8s.io/kustomize/api/types"
@@ -306,7 +307,21 @@ func join(dir, name string) string {
 	return strings.TrimPrefix(path.Join(dir, name), "./")
 }
 
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+// maxMessage bounds a message quoted from kustomize or YAML in a finding.
+const maxMessage = 400
+
+// oneLine puts s on one line, cut to maxMessage bytes.
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > maxMessage {
+		cut := maxMessage
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return s
+}
 
 func short(sha string) string {
 	if len(sha) > 12 {
