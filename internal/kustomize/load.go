@@ -194,7 +194,7 @@ func parseNode(file string, src []byte) *node {
 	if err := yaml.Unmarshal(src, &doc); err != nil {
 		msg := strings.TrimPrefix(err.Error(), "yaml: ")
 		n.problems = append(n.problems, Problem{Severity: Error, Kind: KindParse,
-			Message: fmt.Sprintf("%s does not parse: %s — fix the YAML", file, msg)})
+			Message: fmt.Sprintf("%s does not parse: %s — fix the YAML", file, oneLine(msg))})
 		return n
 	}
 	var k kustypes.Kustomization
