@@ -188,7 +188,7 @@ func checkEnv(cfg *config.Config, env *config.Environment, g *graph) (er EnvRepo
 			Message: fmt.Sprintf("%s not found on %s at %s — fix the environment's path in the config, or create the overlay there", env.Kustomization(), env.Branch, short(g.commit))})
 		return er
 	}
-	files, problems := g.closure(env.Path)
+	files, problems, renamed := g.closure(env.Path)
 	er.Problems = append(er.Problems, problems...)
 	if len(problems) > 0 {
 		return er // a render would only repeat them less clearly, or fetch
@@ -241,7 +241,7 @@ func checkEnv(cfg *config.Config, env *config.Environment, g *graph) (er EnvRepo
 	}
 
 	for _, im := range carried {
-		res, p := checkImage(im, entries, asIs, probed)
+		res, p := checkImage(im, entries, asIs, probed, renamed)
 		er.Images = append(er.Images, res)
 		if p != nil {
 			er.Problems = append(er.Problems, *p)
@@ -252,7 +252,7 @@ func checkEnv(cfg *config.Config, env *config.Environment, g *graph) (er EnvRepo
 
 // checkImage checks one carried image: asIs is the overlay rendered as it is,
 // probed as pinned at probeDigest.
-func checkImage(im *config.Image, entries []overlay.Image, asIs, probed []string) (ImageResult, *Problem) {
+func checkImage(im *config.Image, entries []overlay.Image, asIs, probed, renamed []string) (ImageResult, *Problem) {
 	res := ImageResult{Image: im.Name}
 	var entry *overlay.Image
 	for i := range entries {
@@ -269,7 +269,7 @@ func checkImage(im *config.Image, entries []overlay.Image, asIs, probed []string
 		}
 	}
 	if len(reached) == 0 {
-		return res, nameMismatch(im, entry, asIs)
+		return res, nameMismatch(im, entry, asIs, renamed)
 	}
 	for _, name := range reached {
 		if name == im.Repository {
@@ -312,8 +312,8 @@ func checkImage(im *config.Image, entries []overlay.Image, asIs, probed []string
 
 // nameMismatch is the SPEC §3 gotcha: the entry pinroll edits matches no
 // container image. It names the image the base produces when one looks like
-// ours.
-func nameMismatch(im *config.Image, entry *overlay.Image, rendered []string) *Problem {
+// ours; renamed are the names the bases' images transformers produce.
+func nameMismatch(im *config.Image, entry *overlay.Image, rendered, renamed []string) *Problem {
 	created := ""
 	if entry == nil {
 		created = " (pinroll would create this entry)"
@@ -327,31 +327,38 @@ func nameMismatch(im *config.Image, entry *overlay.Image, rendered []string) *Pr
 		}
 	}
 	if len(cands) == 1 {
+		how := "names it"
+		if slices.Contains(renamed, cands[0]) {
+			how = "renames it to"
+		}
 		return &Problem{Severity: Error, Kind: KindNameMismatch, Message: fmt.Sprintf(
-			"images[].name `%s` matches no container image%s; the base renames it to `%s` — name the entry `%s` (and the image's name in pinroll's config, which names the entry pinroll edits)",
-			im.Name, created, cands[0], cands[0])}
+			"images[].name `%s` matches no container image%s; the base %s `%s` — name the entry `%s` (and the image's name in pinroll's config, which names the entry pinroll edits)",
+			im.Name, created, how, cands[0], cands[0])}
 	}
 	return &Problem{Severity: Error, Kind: KindNameMismatch, Message: fmt.Sprintf(
 		"images[].name `%s` matches no container image%s; the rendered containers use %s — name the entry (and the image in pinroll's config) after the one it should pin",
 		im.Name, created, list(rendered))}
 }
 
-// closure returns the files the overlay in dir reaches and the problems of
-// every kustomization on the way, a path one names that does not exist
-// included.
-func (g *graph) closure(dir string) (map[string][]byte, []Problem) {
-	files := map[string][]byte{}
-	var problems []Problem
+// closure returns the files the overlay in dir reaches, the problems of
+// every kustomization on the way (a path one names that does not exist
+// included), and the names the images transformers below the overlay rename
+// images to.
+func (g *graph) closure(dir string) (files map[string][]byte, problems []Problem, renamed []string) {
+	files = map[string][]byte{}
 	seen := map[string]bool{}
 	var walk func(dir string)
-	walk = func(dir string) {
-		if seen[dir] {
+	walk = func(d string) {
+		if seen[d] {
 			return
 		}
-		seen[dir] = true
-		n := g.dirs[dir]
+		seen[d] = true
+		n := g.dirs[d]
 		files[n.file] = g.files[n.file]
 		problems = append(problems, n.problems...)
+		if d != dir {
+			renamed = append(renamed, n.newNames...)
+		}
 		for _, r := range n.refs {
 			if d, ok := g.dirs[r.path]; ok && d.file != "" && r.kind != wantFile {
 				walk(r.path)
@@ -363,7 +370,7 @@ func (g *graph) closure(dir string) (map[string][]byte, []Problem) {
 		}
 	}
 	walk(dir)
-	return files, problems
+	return files, problems, renamed
 }
 
 // render builds the overlay in dir from files with kustomize's defaults (no

@@ -26,6 +26,8 @@ type node struct {
 	file  string    // path of its kustomization file; "" when there is none
 	names []named   // what it names, as written
 	refs  []pending // the local directories and files it names, resolved
+	// newNames are the names its own images transformer renames images to.
+	newNames []string
 	// problems found reading it: a parse error, a missing or remote reference,
 	// helm charts. Each is one line without the environment's name.
 	problems []Problem
@@ -209,6 +211,11 @@ func parseNode(file string, src []byte) *node {
 			Message: fmt.Sprintf("%s inflates helmCharts: not checkable (pinroll never runs helm) — check the pin with `kustomize build --enable-helm`", file)})
 	}
 	n.names = names(&k)
+	for _, im := range k.Images {
+		if im.NewName != "" {
+			n.newNames = append(n.newNames, im.NewName)
+		}
+	}
 	return n
 }
 
