@@ -118,6 +118,13 @@ func TestCheckCommand(t *testing.T) {
 			},
 		},
 		{
+			name: "a branch that does not exist",
+			envs: "  - name: qa\n    path: k8s/namespaces/backend/overlays/dev\n    track: qa\n    branch: qa\n",
+			args: []string{"--env", "qa"},
+			code: 1,
+			want: []string{"error: qa: branch qa not found in the repository — create it, or fix the environment's branch (or git.branch) in the config"},
+		},
+		{
 			name: "usage error",
 			args: []string{"--env", "nope"},
 			code: 2,

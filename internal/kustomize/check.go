@@ -16,6 +16,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -27,6 +28,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
 	"github.com/pinroll/pinroll/internal/config"
+	"github.com/pinroll/pinroll/internal/gitops"
 	"github.com/pinroll/pinroll/internal/overlay"
 )
 
@@ -162,6 +164,13 @@ func Check(ctx context.Context, r Reader, cfg *config.Config, envs ...string) (R
 		g, err := load(ctx, r, b, roots)
 		if g != nil {
 			rep.Reads += g.reads
+		}
+		if errors.Is(err, gitops.ErrNotFound) {
+			for _, e := range byBranch[b] {
+				reports[e.Name] = EnvReport{Env: e.Name, Branch: b, Path: e.Path, Problems: []Problem{{Severity: Error, Kind: KindMissingPath,
+					Message: fmt.Sprintf("branch %s not found in the repository — create it, or fix the environment's branch (or git.branch) in the config", b)}}}
+			}
+			continue
 		}
 		if err != nil {
 			return rep, err
