@@ -46,9 +46,10 @@ const (
 	Rejected   Outcome = "rejected"   // malformed
 	Pending    Outcome = "pending"    // a release waits for its image (SPEC §4.2)
 	Blocked    Outcome = "blocked"    // a release rule stopped a promotion
-	// Failed is an environment's outcome (never a message's) when its overlay
-	// is missing or broken: the message's other environments are pinned, and
-	// the message is not acknowledged until a human fixes the overlay.
+	// Failed is an environment's outcome when its overlay is missing or
+	// broken (and a message's when all its environments failed): the other
+	// environments are pinned, and the message is not acknowledged until a
+	// human fixes the overlay.
 	Failed Outcome = "failed"
 )
 
