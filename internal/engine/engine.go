@@ -35,7 +35,7 @@ var ErrTransient = errors.New("transient failure")
 // Outcome is what handling one message did (SPEC §4.1).
 type Outcome string
 
-// Outcomes of a message. Every one of them is acknowledged.
+// Outcomes of a message. Every one of them but Failed is acknowledged.
 const (
 	Pinned     Outcome = "pinned"     // a pin changed in git
 	Unchanged  Outcome = "unchanged"  // the pin already was this digest
