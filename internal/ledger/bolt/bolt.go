@@ -632,7 +632,7 @@ func (l *Ledger) SetHold(ctx context.Context, env, image string, held bool) erro
 		if !held {
 			return b.Delete(k)
 		}
-		return b.Put(k, []byte("{}"))
+		return putHold(b, k, ledger.Hold{Env: env, Image: image})
 	})
 	if err != nil {
 		return fmt.Errorf("bolt: set hold %s/%s=%t: %w", env, image, held, err)
@@ -655,6 +655,98 @@ func (l *Ledger) Held(ctx context.Context, env, image string) (bool, error) {
 		return false, fmt.Errorf("bolt: held %s/%s: %w", env, image, err)
 	}
 	return held, nil
+}
+
+// holdRecord is a stored hold. Holds written by earlier versions are "{}":
+// their names come from the key.
+type holdRecord struct {
+	Reason string    `json:"reason,omitempty"`
+	Since  time.Time `json:"since,omitzero"`
+}
+
+// putHold stores h at k as [ledger.MergeHold] decides.
+func putHold(b *bbolt.Bucket, k []byte, h ledger.Hold) error {
+	var cur holdRecord
+	found, err := get(b, k, &cur)
+	if err != nil {
+		return err
+	}
+	h = ledger.MergeHold(ledger.Hold{Env: h.Env, Image: h.Image, Reason: cur.Reason, Since: cur.Since}, found, h, time.Now())
+	return put(b, k, holdRecord{Reason: h.Reason, Since: h.Since.UTC()})
+}
+
+// PutHold holds (h.Env, h.Image) with a reason, as [ledger.MergeHold] decides.
+func (l *Ledger) PutHold(ctx context.Context, h ledger.Hold) error {
+	err := l.update(ctx, func(tx *bbolt.Tx) error {
+		k, err := join(h.Env, h.Image)
+		if err != nil {
+			return err
+		}
+		return putHold(tx.Bucket(bucketHolds), k, h)
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: put hold %s/%s: %w", h.Env, h.Image, err)
+	}
+	return nil
+}
+
+// Holds returns every hold, ordered by env then image.
+func (l *Ledger) Holds(ctx context.Context) ([]ledger.Hold, error) {
+	var holds []ledger.Hold
+	err := l.view(ctx, func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketHolds).ForEach(func(k, v []byte) error {
+			var rec holdRecord
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("decode %q: %w", k, err)
+			}
+			env, image, _ := bytes.Cut(k, []byte{0})
+			holds = append(holds, ledger.Hold{Env: string(env), Image: string(image), Reason: rec.Reason, Since: rec.Since})
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: holds: %w", err)
+	}
+	return holds, nil
+}
+
+// RepointPins moves the pins carried by replaced commits to the commits that
+// carry them now, as [ledger.Repoint] decides, in one transaction.
+func (l *Ledger) RepointPins(ctx context.Context, moved map[string]string) (int, error) {
+	n := 0
+	err := l.update(ctx, func(tx *bbolt.Tx) error {
+		n = 0
+		b := tx.Bucket(bucketPins)
+		type change struct {
+			k   []byte
+			rec pinRecord
+		}
+		var changes []change
+		err := b.ForEach(func(k, v []byte) error {
+			var rec pinRecord
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("decode %q: %w", k, err)
+			}
+			if p, ok := ledger.Repoint(rec.pin(), moved); ok {
+				changes = append(changes, change{slices.Clone(k), toPinRecord(p)})
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, c := range changes { // bbolt forbids writes inside ForEach
+			if err := put(b, c.k, c.rec); err != nil {
+				return err
+			}
+		}
+		n = len(changes)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("bolt: repoint pins: %w", err)
+	}
+	return n, nil
 }
 
 // --- promotions ---
