@@ -546,8 +546,10 @@ func committedKey(env, image string, k ledger.Key) ([]byte, error) {
 	return join(env, image, k.Time.UTC().Format(time.RFC3339Nano), ledger.StorageID(k.ID))
 }
 
-// History returns the entries q selects, newest first. A query for one
-// (env, image) walks that pair's stream; any other walks all entries.
+// History returns the entries q selects, newest first. A query with no env
+// and no image walks all entries; any other merges the streams of the pairs
+// it selects (one for env and image, the env's for env alone, the image's
+// for image alone), so it reads only the entries it returns.
 func (l *Ledger) History(ctx context.Context, q ledger.HistoryQuery) ([]ledger.Entry, error) {
 	var entries []ledger.Entry
 	err := l.view(ctx, func(tx *bbolt.Tx) error {
@@ -562,7 +564,7 @@ func (l *Ledger) History(ctx context.Context, q ledger.HistoryQuery) ([]ledger.E
 			}
 			return q.Limit > 0 && len(entries) == q.Limit, nil
 		}
-		if q.Env == "" || q.Image == "" {
+		if q.Env == "" && q.Image == "" {
 			c := all.Cursor()
 			k, v := c.Last()
 			if !q.Before.IsZero() {
@@ -579,28 +581,28 @@ func (l *Ledger) History(ctx context.Context, q ledger.HistoryQuery) ([]ledger.E
 			}
 			return nil
 		}
-		prefix, err := streamPrefix(q.Env, q.Image)
+		heads, err := streamHeads(tx.Bucket(bucketStreams), q)
 		if err != nil {
 			return err
 		}
-		end := append(slices.Clone(prefix[:len(prefix)-1]), 1) // just past the stream
-		if !q.Before.IsZero() {
-			pos, err := position(q.Before)
-			if err != nil {
-				return err
+		for len(heads) > 0 {
+			// The newest head is the next entry in history order.
+			i := 0
+			for j := range heads {
+				if bytes.Compare(heads[j].pos, heads[i].pos) > 0 {
+					i = j
+				}
 			}
-			if end, err = streamKey(q.Env, q.Image, pos); err != nil {
-				return err
-			}
-		}
-		c := tx.Bucket(bucketStreams).Cursor()
-		for k, pos := seekBefore(c, end); k != nil && bytes.HasPrefix(k, prefix); k, pos = c.Prev() {
-			v := all.Get(pos)
+			h := &heads[i]
+			v := all.Get(h.pos)
 			if v == nil {
-				return fmt.Errorf("stream %q: entry %x missing", k, pos)
+				return fmt.Errorf("stream %q: entry %x missing", h.k, h.pos)
 			}
-			if done, err := add(pos, v); err != nil || done {
+			if done, err := add(h.pos, v); err != nil || done {
 				return err
+			}
+			if h.k, h.pos = h.c.Prev(); h.k == nil || !bytes.HasPrefix(h.k, h.prefix) {
+				heads = slices.Delete(heads, i, i+1)
 			}
 		}
 		return nil
@@ -609,6 +611,54 @@ func (l *Ledger) History(ctx context.Context, q ledger.HistoryQuery) ([]ledger.E
 		return nil, fmt.Errorf("bolt: history: %w", err)
 	}
 	return entries, nil
+}
+
+// streamHead is a cursor over one (env, image) stream, newest first.
+type streamHead struct {
+	c      *bbolt.Cursor
+	prefix []byte
+	k, pos []byte
+}
+
+// streamHeads positions a cursor on each stream q selects, at its newest
+// entry past q.Before. Streams are found by seeking from one to the next,
+// never by reading their entries.
+func streamHeads(streams *bbolt.Bucket, q ledger.HistoryQuery) ([]streamHead, error) {
+	var from []byte
+	if q.Env != "" {
+		from = append([]byte(q.Env), 0)
+	}
+	var heads []streamHead
+	seek := streams.Cursor()
+	for k, _ := seek.Seek(from); k != nil && bytes.HasPrefix(k, from); {
+		parts := bytes.SplitN(k, []byte{0}, 3)
+		if len(parts) < 3 {
+			return nil, fmt.Errorf("stream key %q: malformed", k)
+		}
+		env, image := string(parts[0]), string(parts[1])
+		prefix, err := streamPrefix(env, image)
+		if err != nil {
+			return nil, err
+		}
+		if q.Image == "" || q.Image == image {
+			end := append(slices.Clone(prefix[:len(prefix)-1]), 1) // just past the stream
+			if !q.Before.IsZero() {
+				pos, err := position(q.Before)
+				if err != nil {
+					return nil, err
+				}
+				if end, err = streamKey(env, image, pos); err != nil {
+					return nil, err
+				}
+			}
+			c := streams.Cursor()
+			if hk, pos := seekBefore(c, end); hk != nil && bytes.HasPrefix(hk, prefix) {
+				heads = append(heads, streamHead{c: c, prefix: prefix, k: hk, pos: pos})
+			}
+		}
+		k, _ = seek.Seek(append(slices.Clone(prefix[:len(prefix)-1]), 1))
+	}
+	return heads, nil
 }
 
 // seekBefore moves c to the last key before k, if any.
