@@ -22,7 +22,6 @@ import (
 	"net/http"
 	"os"
 	"sync"
-	"time"
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -30,7 +29,6 @@ import (
 
 	"github.com/pinroll/pinroll/internal/app"
 	"github.com/pinroll/pinroll/internal/config"
-	"github.com/pinroll/pinroll/internal/engine"
 	"github.com/pinroll/pinroll/internal/gar"
 	"github.com/pinroll/pinroll/internal/logging"
 	"github.com/pinroll/pinroll/internal/server"
@@ -58,7 +56,7 @@ func (t *target) onGitHubWebhook(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"error":"POST only"}`, http.StatusMethodNotAllowed)
 		return
 	}
-	t.srv.HandleGitHub(w, r.WithContext(engine.WithLogger(r.Context(), t.log)))
+	t.srv.HandleGitHub(w, r.WithContext(logging.WithLogger(r.Context(), t.log)))
 }
 
 // OnImagePushed handles one Artifact Registry notification, a Pub/Sub
@@ -79,25 +77,21 @@ func OnImagePushed(ctx context.Context, ev event.Event) error {
 
 // target is what the handlers share: the engine and the logger.
 type target struct {
-	eng *engine.Engine
+	eng server.Pusher
 	srv *server.Server
 	log *slog.Logger
 }
 
-// onImagePushed is OnImagePushed over t.
+// onImagePushed is OnImagePushed over t. An event that cannot be decoded,
+// unreadable or rejected, is acknowledged: redelivering it cannot help.
 func (t *target) onImagePushed(ctx context.Context, ev event.Event) error {
-	start := time.Now()
-	ctx = engine.WithLogger(ctx, t.log)
+	ctx = logging.WithLogger(ctx, t.log)
 	msg, err := decode(ctx, ev)
-	if err != nil {
-		// Unreadable or rejected: redelivering the same event cannot help.
-		engine.LogEvent(ctx, "gar message", ev.ID(), engine.Result{Outcome: engine.Rejected, Reason: err.Error()}, time.Since(start), nil)
-		return nil
+	if msg.ID == "" {
+		msg.ID = ev.ID()
 	}
-	res, err := t.eng.Push(ctx, msg)
-	engine.LogEvent(ctx, "gar message", msg.ID, res, time.Since(start), err)
-	if err != nil {
-		return fmt.Errorf("gar message %s: %w", msg.ID, err)
+	if _, err := server.PushGAR(ctx, t.eng, msg, err); err != nil {
+		return fmt.Errorf("gar message %s: %w", logging.Clip(msg.ID), err)
 	}
 	return nil
 }
@@ -108,7 +102,7 @@ func (t *target) onImagePushed(ctx context.Context, ev event.Event) error {
 func decode(ctx context.Context, ev event.Event) (gar.Message, error) {
 	req, err := cehttp.NewHTTPRequestFromEvent(ctx, "http://function.invalid/", ev)
 	if err != nil {
-		return gar.Message{}, fmt.Errorf("%w: encode CloudEvent %s: %w", gar.ErrUnreadable, ev.ID(), err)
+		return gar.Message{}, fmt.Errorf("%w: encode CloudEvent %s: %w", gar.ErrUnreadable, logging.Clip(ev.ID()), err)
 	}
 	return gar.Decode(req, 0)
 }
@@ -145,7 +139,7 @@ func (l *lazyTarget) get(ctx context.Context) (*target, error) {
 // and opens the app it describes. The app lives as long as the instance.
 func openTarget(ctx context.Context) (*target, error) {
 	log := logging.New(os.Stdout, slog.LevelInfo)
-	cfg, err := config.Load(config.Path(""), os.Getenv)
+	cfg, err := config.Load(config.Path("", os.Getenv), os.Getenv)
 	if err != nil {
 		log.Error("pinroll function: load config", "error", err.Error())
 		return nil, fmt.Errorf("pinroll function: %w", err)

@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,11 +18,9 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
-	"github.com/pinroll/pinroll/internal/app"
-	"github.com/pinroll/pinroll/internal/config"
+	"github.com/pinroll/pinroll/internal/app/apptest"
 	"github.com/pinroll/pinroll/internal/engine"
 	"github.com/pinroll/pinroll/internal/gar"
-	"github.com/pinroll/pinroll/internal/logging"
 	"github.com/pinroll/pinroll/internal/server"
 	"github.com/pinroll/pinroll/internal/testing/gittest"
 	"github.com/pinroll/pinroll/internal/testing/testlog"
@@ -43,23 +40,9 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	repo, yaml := gittest.SeedDemo(t)
-	// The demo config, with releases of example/backend promoting to prod.
-	yaml = strings.Replace(yaml, "    repository: "+serverRepo+"\n", "    repository: "+serverRepo+"\n    source: example/backend\n", 1)
-	yaml += "  - name: prod\n    path: k8s/namespaces/backend/overlays/prod\n    release: {}\n"
-	cfg, err := config.Parse([]byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &testlog.Buffer{}
-	log := logging.New(logs, slog.LevelInfo)
-	a, err := app.Open(t.Context(), cfg, func(string) string { return "" }, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = a.Close() })
-	srv := server.New(server.Options{Engine: a.Engine, Logger: log, WebhookSecret: webhookSecret})
-	return &fixture{t: &target{eng: a.Engine, srv: srv, log: log}, repo: repo, logs: logs}
+	w := apptest.Open(t)
+	srv := server.New(server.Options{Engine: w.App.Engine, Logger: w.Log, WebhookSecret: webhookSecret})
+	return &fixture{t: &target{eng: w.App.Engine, srv: srv, log: w.Log}, repo: w.Repo, logs: w.Logs}
 }
 
 func push(id, digest string) gar.Message {
@@ -193,7 +176,7 @@ func TestOnGitHubWebhook(t *testing.T) {
 	f := newFixture(t)
 	m := push("v", digest(7))
 	m.Tag = "v1.4.0"
-	if _, err := f.t.eng.Push(t.Context(), m); err != nil {
+	if _, err := server.PushGAR(t.Context(), f.t.eng, m, nil); err != nil {
 		t.Fatal(err)
 	}
 	body := `{"action":"published","release":{"tag_name":"v1.4.0","html_url":"https://github.com/example/backend/releases/tag/v1.4.0"},"repository":{"full_name":"example/backend"}}`

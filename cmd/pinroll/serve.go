@@ -23,6 +23,22 @@ func init() {
 	}
 }
 
+// openApp loads the config (--config, else $PINROLL_CONFIG, else
+// ./pinroll.yaml) and opens the app it describes, logging JSON to stdout: the
+// start of every command that runs pinroll in process (serve, watch).
+func openApp(ctx context.Context, env *cliEnv, cfgFlag string) (*app.App, *slog.Logger, error) {
+	cfg, err := config.Load(config.Path(cfgFlag, env.getenv), env.getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	log := logging.New(env.stdout, slog.LevelInfo)
+	a, err := app.Open(ctx, cfg, env.getenv, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return a, log, nil
+}
+
 func serve(ctx context.Context, env *cliEnv, args []string) error {
 	fs := flags(env, "serve")
 	cfgPath := configFlag(fs)
@@ -36,16 +52,12 @@ func serve(ctx context.Context, env *cliEnv, args []string) error {
 	} else if len(pos) > 0 {
 		return usageError{fmt.Sprintf("unexpected argument %q", pos[0])}
 	}
-	cfg, err := config.Load(config.Path(*cfgPath), env.getenv)
-	if err != nil {
-		return err
-	}
-	log := logging.New(env.stdout, slog.LevelInfo)
-	a, err := app.Open(ctx, cfg, env.getenv, log)
+	a, log, err := openApp(ctx, env, *cfgPath)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
+	cfg := a.Config
 	auth := &server.Auth{OpsToken: cfg.Secrets.OpsToken, Audience: cfg.Secrets.OIDCAudience, Invokers: cfg.Secrets.OIDCInvokers}
 	if auth.Open() {
 		log.Warn("no PINROLL_OPS_TOKEN or PINROLL_OIDC_AUDIENCE set: /gar and the ops routes accept unauthenticated calls (fine for local mode only)")

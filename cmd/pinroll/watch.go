@@ -4,16 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
 
-	"github.com/pinroll/pinroll/internal/app"
 	"github.com/pinroll/pinroll/internal/config"
-	"github.com/pinroll/pinroll/internal/engine"
 	"github.com/pinroll/pinroll/internal/gar"
 	"github.com/pinroll/pinroll/internal/logging"
+	"github.com/pinroll/pinroll/internal/server"
 )
 
 func init() {
@@ -44,19 +42,17 @@ func watch(ctx context.Context, env *cliEnv, args []string) error {
 	} else if len(pos) > 0 {
 		return usageError{fmt.Sprintf("unexpected argument %q", pos[0])}
 	}
-	project, err := subscriptionProject(*subName)
+	if *subName == "" {
+		return usageError{"--subscription is required"}
+	}
+	project, err := config.ProjectOf(*subName, "subscriptions")
 	if err != nil {
-		return usageError{err.Error()}
+		return usageError{"--subscription " + err.Error()}
 	}
 	if *concurrency < 1 {
 		return usageError{fmt.Sprintf("--concurrency %d: want at least 1", *concurrency)}
 	}
-	cfg, err := config.Load(config.Path(*cfgPath), env.getenv)
-	if err != nil {
-		return err
-	}
-	log := logging.New(env.stdout, slog.LevelInfo)
-	a, err := app.Open(ctx, cfg, env.getenv, log)
+	a, log, err := openApp(ctx, env, *cfgPath)
 	if err != nil {
 		return err
 	}
@@ -78,7 +74,7 @@ func watch(ctx context.Context, env *cliEnv, args []string) error {
 	// watchGrace bounds the callbacks instead: Receive cancels their context
 	// as soon as ctx is done, so they get a context of their own that lasts
 	// watchGrace longer, and a pin in flight at SIGTERM can still finish.
-	work, cancelWork := context.WithCancel(engine.WithLogger(context.WithoutCancel(ctx), log))
+	work, cancelWork := context.WithCancel(logging.WithLogger(context.WithoutCancel(ctx), log))
 	defer cancelWork()
 	stopGrace := context.AfterFunc(ctx, func() {
 		log.Info("pinroll watch stopping: finishing the messages in flight", "grace_s", watchGrace.Seconds())
@@ -87,7 +83,7 @@ func watch(ctx context.Context, env *cliEnv, args []string) error {
 	defer stopGrace()
 
 	w := &watcher{eng: a.Engine, log: log, stop: ctx}
-	log.Info("pinroll watching", "subscription", *subName, "concurrency", *concurrency, "repo", cfg.Git.Repo, "ledger", cfg.Ledger)
+	log.Info("pinroll watching", "subscription", *subName, "concurrency", *concurrency, "repo", a.Config.Git.Repo, "ledger", a.Config.Ledger)
 	if err := sub.Receive(ctx, func(_ context.Context, m *pubsub.Message) { w.handle(work, m) }); err != nil {
 		return fmt.Errorf("receive from %s: %w", *subName, err)
 	}
@@ -95,21 +91,9 @@ func watch(ctx context.Context, env *cliEnv, args []string) error {
 	return nil
 }
 
-// subscriptionProject returns P of projects/P/subscriptions/S.
-func subscriptionProject(name string) (string, error) {
-	if name == "" {
-		return "", fmt.Errorf("--subscription is required")
-	}
-	parts := strings.Split(name, "/")
-	if len(parts) != 4 || parts[0] != "projects" || parts[2] != "subscriptions" || parts[1] == "" || parts[3] == "" {
-		return "", fmt.Errorf("--subscription %q: want projects/PROJECT/subscriptions/SUBSCRIPTION", name)
-	}
-	return parts[1], nil
-}
-
 // watcher handles the messages of one subscription.
 type watcher struct {
-	eng  *engine.Engine
+	eng  server.Pusher
 	log  *slog.Logger
 	stop context.Context // done once watch is asked to stop
 }
@@ -118,25 +102,17 @@ type watcher struct {
 // ack when the engine returns without error, whatever the outcome, malformed
 // data included; nack a failure worth redelivering.
 func (w *watcher) handle(ctx context.Context, m *pubsub.Message) {
-	start := time.Now()
-	ctx = engine.WithLogger(ctx, w.log)
+	ctx = logging.WithLogger(ctx, w.log)
 	if w.stop.Err() != nil {
 		// Pulled before the stop but not started: leave it to the next run.
-		w.log.Info("gar message left for redelivery: stopping", "delivery", m.ID)
+		w.log.Info("gar message left for redelivery: stopping", "delivery", logging.Clip(m.ID))
 		m.Nack()
 		return
 	}
+	// Malformed data is rejected and acknowledged: redelivering cannot help.
 	msg, err := gar.ParseData(m.Data)
-	if err != nil {
-		// Redelivering malformed data cannot help.
-		engine.LogEvent(ctx, "gar message", m.ID, engine.Result{Outcome: engine.Rejected, Reason: err.Error()}, time.Since(start), nil)
-		m.Ack()
-		return
-	}
 	msg.ID, msg.PublishTime = m.ID, m.PublishTime.UTC()
-	res, err := w.eng.Push(ctx, msg)
-	engine.LogEvent(ctx, "gar message", m.ID, res, time.Since(start), err)
-	if err != nil {
+	if _, err := server.PushGAR(ctx, w.eng, msg, err); err != nil {
 		select {
 		case <-time.After(nackDelay):
 		case <-w.stop.Done():

@@ -268,10 +268,11 @@ func (w *world) request(t testing.TB, enc encoding, m gar.Message) *http.Request
 	}
 	switch enc {
 	case pushEnvelope:
-		b, err := gar.PushBody(m)
+		ev, err := gar.NewEvent(m)
 		if err != nil {
 			t.Fatal(err)
 		}
+		b := ev.Data() // the push envelope
 		req.Body = io.NopCloser(bytes.NewReader(b))
 		req.ContentLength = int64(len(b))
 		req.Header.Set("Content-Type", "application/json")

@@ -17,7 +17,7 @@ import (
 	"github.com/pinroll/pinroll/internal/config"
 	"github.com/pinroll/pinroll/internal/engine"
 	"github.com/pinroll/pinroll/internal/events"
-	"github.com/pinroll/pinroll/internal/gar"
+	"github.com/pinroll/pinroll/internal/gar/registry"
 	"github.com/pinroll/pinroll/internal/gitops"
 	"github.com/pinroll/pinroll/internal/gitops/github"
 	"github.com/pinroll/pinroll/internal/gitops/local"
@@ -74,7 +74,7 @@ const RegistryEndpointEnv = "PINROLL_ARTIFACT_REGISTRY_ENDPOINT"
 
 // openRegistry opens the Artifact Registry client when some release
 // environment may need to resolve a tag; nil when none does.
-func openRegistry(ctx context.Context, cfg *config.Config, getenv func(string) string) (*gar.Registry, error) {
+func openRegistry(ctx context.Context, cfg *config.Config, getenv func(string) string) (*registry.Client, error) {
 	needed := false
 	for _, im := range cfg.Images {
 		needed = needed || im.Source != ""
@@ -84,13 +84,13 @@ func openRegistry(ctx context.Context, cfg *config.Config, getenv func(string) s
 	}
 	ep := getenv(RegistryEndpointEnv)
 	if ep != "" {
-		return gar.NewRegistry(ctx, option.WithEndpoint(ep), option.WithoutAuthentication(),
+		return registry.New(ctx, option.WithEndpoint(ep), option.WithoutAuthentication(),
 			option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
 	}
 	if !googleCredentials(cfg, getenv) {
 		return nil, errors.New("local mode without GOOGLE_APPLICATION_CREDENTIALS")
 	}
-	return gar.NewRegistry(ctx)
+	return registry.New(ctx)
 }
 
 // openEvents opens the pin events publisher of events.topic; nil when none

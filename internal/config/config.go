@@ -187,15 +187,29 @@ func (e *Environment) Kustomizations() []string {
 	return out
 }
 
-// Path returns the config file to use: flag, else $PINROLL_CONFIG, else ./pinroll.yaml.
-func Path(flag string) string {
+// Path returns the config file to use: flag, else $PINROLL_CONFIG, else
+// ./pinroll.yaml. getenv reads the environment (os.Getenv outside tests), as
+// for [Load].
+func Path(flag string, getenv func(string) string) string {
 	if flag != "" {
 		return flag
 	}
-	if p := os.Getenv("PINROLL_CONFIG"); p != "" {
+	if p := getenv("PINROLL_CONFIG"); p != "" {
 		return p
 	}
 	return "pinroll.yaml"
+}
+
+// ProjectOf returns PROJECT of a Google Cloud resource name
+// projects/PROJECT/COLLECTION/NAME, such as a Pub/Sub topic
+// (collection "topics") or subscription ("subscriptions"). The error quotes
+// name and says what was wanted.
+func ProjectOf(name, collection string) (string, error) {
+	p := strings.Split(name, "/")
+	if len(p) != 4 || p[0] != "projects" || p[2] != collection || p[1] == "" || p[3] == "" {
+		return "", fmt.Errorf("%q: want projects/PROJECT/%s/%s", name, collection, strings.ToUpper(strings.TrimSuffix(collection, "s")))
+	}
+	return p[1], nil
 }
 
 // Load reads and validates the config file at path and the secrets from the
@@ -300,9 +314,8 @@ func (c *Config) validate(l lines) error {
 		return l.errf("ledger", "ledger %q: want bolt://PATH or firestore://PROJECT[/DATABASE]", c.Ledger)
 	}
 	if t := c.Events.Topic; t != "" {
-		p := strings.Split(t, "/")
-		if len(p) != 4 || p[0] != "projects" || p[2] != "topics" || p[1] == "" || p[3] == "" {
-			return l.errf("events.topic", "events.topic %q: want projects/PROJECT/topics/TOPIC", t)
+		if _, err := ProjectOf(t, "topics"); err != nil {
+			return l.errf("events.topic", "events.topic %v", err)
 		}
 	}
 	if len(c.Images) == 0 {

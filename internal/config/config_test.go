@@ -200,15 +200,36 @@ func TestLoadSecrets(t *testing.T) {
 }
 
 func TestPath(t *testing.T) {
-	if Path("x.yaml") != "x.yaml" {
+	t.Parallel()
+	env := map[string]string{"PINROLL_CONFIG": "env.yaml"}
+	getenv := func(k string) string { return env[k] }
+	if Path("x.yaml", getenv) != "x.yaml" {
 		t.Fatal("flag first")
 	}
-	t.Setenv("PINROLL_CONFIG", "env.yaml")
-	if Path("") != "env.yaml" {
+	if Path("", getenv) != "env.yaml" {
 		t.Fatal("then $PINROLL_CONFIG")
 	}
-	t.Setenv("PINROLL_CONFIG", "")
-	if Path("") != "pinroll.yaml" {
+	if Path("", func(string) string { return "" }) != "pinroll.yaml" {
 		t.Fatal("else ./pinroll.yaml")
+	}
+}
+
+func TestProjectOf(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name, collection, want string
+	}{
+		{"projects/p/topics/t", "topics", "p"},
+		{"projects/p/subscriptions/s", "subscriptions", "p"},
+		{"projects/p/topics/t", "subscriptions", ""},
+		{"projects/p/topics/", "topics", ""},
+		{"projects//topics/t", "topics", ""},
+		{"projects/p/topics/t/x", "topics", ""},
+		{"t", "topics", ""},
+	} {
+		got, err := ProjectOf(c.name, c.collection)
+		if got != c.want || (err == nil) != (c.want != "") {
+			t.Errorf("ProjectOf(%q, %q) = %q, %v; want %q", c.name, c.collection, got, err, c.want)
+		}
 	}
 }

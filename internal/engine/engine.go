@@ -16,7 +16,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -24,6 +23,7 @@ import (
 	"github.com/pinroll/pinroll/internal/config"
 	"github.com/pinroll/pinroll/internal/gitops"
 	"github.com/pinroll/pinroll/internal/ledger"
+	"github.com/pinroll/pinroll/internal/logging"
 	"github.com/pinroll/pinroll/internal/overlay"
 )
 
@@ -79,6 +79,17 @@ func (r Result) Commit() string {
 		}
 	}
 	return ""
+}
+
+// Summary is r as the one log line of the event that had it (SPEC §9); what
+// says what was handled ("gar message") and delivery is its id.
+func (r Result) Summary(what, delivery string) logging.Event {
+	ev := logging.Event{What: what, Delivery: delivery, Image: r.Image, Digest: r.Digest, Tag: r.Tag,
+		Commit: r.Commit(), Outcome: string(r.Outcome), Reason: r.Reason, Duplicate: r.Duplicate}
+	for _, e := range r.Envs {
+		ev.Envs = append(ev.Envs, e.Env)
+	}
+	return ev
 }
 
 // Event is published after every pin that changed git (SPEC §3 events).
@@ -281,7 +292,7 @@ func (e *Engine) publish(ctx context.Context, pins []ledger.Pin, commit string) 
 	for _, p := range pins {
 		ev := Event{Env: p.Env, Image: p.Image, Digest: p.Digest, Tag: p.Tag, Commit: commit, Cause: p.Cause, Time: e.now().UTC()}
 		if err := e.events.Publish(ctx, ev); err != nil {
-			Logger(ctx).Warn("publish pin event failed", "env", p.Env, "image", p.Image, "error", err.Error())
+			logging.Logger(ctx).Warn("publish pin event failed", "env", p.Env, "image", p.Image, "error", err.Error())
 		}
 	}
 }
@@ -317,19 +328,4 @@ func (b *branchLocks) lock(ctx context.Context, branch string) (func(), error) {
 	case <-ctx.Done():
 		return nil, context.Cause(ctx)
 	}
-}
-
-type loggerKey struct{}
-
-// WithLogger returns a context carrying the request's logger.
-func WithLogger(ctx context.Context, l *slog.Logger) context.Context {
-	return context.WithValue(ctx, loggerKey{}, l)
-}
-
-// Logger returns the logger carried by ctx, or slog.Default().
-func Logger(ctx context.Context) *slog.Logger {
-	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
-		return l
-	}
-	return slog.Default()
 }

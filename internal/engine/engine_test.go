@@ -13,7 +13,6 @@ import (
 	"github.com/pinroll/pinroll/internal/config"
 	"github.com/pinroll/pinroll/internal/demo"
 	"github.com/pinroll/pinroll/internal/engine"
-	"github.com/pinroll/pinroll/internal/gar"
 	"github.com/pinroll/pinroll/internal/gitops"
 	"github.com/pinroll/pinroll/internal/gitops/local"
 	"github.com/pinroll/pinroll/internal/ledger"
@@ -49,6 +48,7 @@ type with struct {
 	config func(gitDir string) *config.Config
 	ledger func(ledger.Ledger) ledger.Ledger
 	repo   func(gitops.Repo) gitops.Repo
+	now    func() time.Time
 }
 
 func newFixture(t testing.TB, w with) *fixture {
@@ -77,11 +77,12 @@ func newFixture(t testing.TB, w with) *fixture {
 	if w.repo != nil {
 		o.Repo = w.repo(r)
 	}
+	o.Now = w.now
 	return &fixture{eng: engine.New(o), ledger: l, gitDir: gitDir}
 }
 
-func msg(id string, n int, tag string) gar.Message {
-	return gar.Message{ID: id, PublishTime: time.Unix(1_800_000_000+int64(n), 0).UTC(), Action: "INSERT",
+func msg(id string, n int, tag string) engine.ImagePush {
+	return engine.ImagePush{ID: id, PublishTime: time.Unix(1_700_000_000+int64(n), 0).UTC(), Action: "INSERT",
 		Repository: repo, Digest: fmt.Sprintf("sha256:%064x", n), Tag: tag}
 }
 

@@ -4,12 +4,38 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/pinroll/pinroll/internal/config"
-	"github.com/pinroll/pinroll/internal/gar"
 	"github.com/pinroll/pinroll/internal/gitops"
 	"github.com/pinroll/pinroll/internal/ledger"
+	"github.com/pinroll/pinroll/internal/logging"
 )
+
+// ImagePush is one Artifact Registry notification, as the edges (POST /gar,
+// the OnImagePushed function target, pull mode) decode it (SPEC §4.1).
+type ImagePush struct {
+	// ID is the Pub/Sub message id: the delivery, deduplicated.
+	ID string
+	// PublishTime is the Pub/Sub publishTime: with ID, the ordering key. The
+	// zero time orders before every other.
+	PublishTime time.Time
+	// Action is "INSERT" or "DELETE".
+	Action string
+	// Repository is the image repository without tag or digest, such as
+	// asia-northeast2-docker.pkg.dev/PROJECT/backend/server.
+	Repository string
+	// Digest is "sha256:<64 hex>".
+	Digest string
+	// Tag is the tag pushed, or "" for an untagged push.
+	Tag string
+}
+
+// MaxClockSkew is how far ahead of the engine's clock a publish time may be.
+// Pub/Sub stamps publishTime itself: a message further ahead is forged or
+// comes from a broken clock, and accepting it would pin a key no real push
+// could beat, freezing the environment (SPEC §4.1).
+const MaxClockSkew = 10 * time.Minute
 
 // Push handles one Artifact Registry notification (SPEC §4.1). It returns an
 // error only for failures worth a redelivery; every other case, including a
@@ -20,8 +46,17 @@ import (
 // recorded as not applying. The delivery id is marked handled last, so a crash
 // anywhere before makes the redelivery do the work again, and finding git
 // already pinned it only records it.
-func (e *Engine) Push(ctx context.Context, m gar.Message) (Result, error) {
+//
+// A publish time more than [MaxClockSkew] ahead of the engine's clock is
+// answered [Rejected] before anything is read or written.
+func (e *Engine) Push(ctx context.Context, m ImagePush) (Result, error) {
 	res := Result{Digest: m.Digest, Tag: m.Tag}
+	if ahead := m.PublishTime.Sub(e.now()); ahead > MaxClockSkew {
+		res.Outcome = Rejected
+		res.Reason = fmt.Sprintf("publishTime %s is %s ahead of this server's clock (more than %s): forged, or a clock is broken",
+			m.PublishTime.UTC().Format(time.RFC3339), ahead.Round(time.Second), MaxClockSkew)
+		return res, nil
+	}
 	if m.ID == "" {
 		return e.push(ctx, m, res)
 	}
@@ -35,30 +70,30 @@ func (e *Engine) Push(ctx context.Context, m gar.Message) (Result, error) {
 func (e *Engine) once(ctx context.Context, delivery string, res Result, handle func(Result) (Result, error)) (Result, error) {
 	out, seen, err := e.ledger.Delivery(ctx, delivery)
 	if err != nil {
-		return res, fmt.Errorf("%w: read delivery %s: %w", ErrTransient, delivery, err)
+		return res, fmt.Errorf("%w: read delivery %s: %w", ErrTransient, logging.Quote(delivery), err)
 	}
 	if seen {
 		res.Outcome, res.Duplicate = Unchanged, true
-		res.Reason = "delivery " + delivery + " was already handled (" + out + ")"
+		res.Reason = "delivery " + logging.Quote(delivery) + " was already handled (" + out + ")"
 		return res, nil
 	}
 	if res, err = handle(res); err != nil {
 		return res, err
 	}
 	if err := e.ledger.MarkDelivery(ctx, delivery, string(res.Outcome)); err != nil {
-		return res, fmt.Errorf("%w: mark delivery %s: %w", ErrTransient, delivery, err)
+		return res, fmt.Errorf("%w: mark delivery %s: %w", ErrTransient, logging.Quote(delivery), err)
 	}
 	return res, nil
 }
 
-func (e *Engine) push(ctx context.Context, m gar.Message, res Result) (Result, error) {
+func (e *Engine) push(ctx context.Context, m ImagePush, res Result) (Result, error) {
 	if m.Action != "INSERT" {
-		res.Outcome, res.Reason = Ignored, m.Action+" notifications never unpin: the pin stays until a newer push or a manual deploy"
+		res.Outcome, res.Reason = Ignored, logging.Clip(m.Action)+" notifications never unpin: the pin stays until a newer push or a manual deploy"
 		return res, nil
 	}
 	img, ok := e.cfg.ImageByRepository(m.Repository)
 	if !ok {
-		res.Outcome, res.Reason = Ignored, "no configured image has repository "+m.Repository
+		res.Outcome, res.Reason = Ignored, "no configured image has repository "+logging.Clip(m.Repository)
 		return res, nil
 	}
 	res.Image = img.Name
@@ -163,7 +198,7 @@ func (e *Engine) push(ctx context.Context, m gar.Message, res Result) (Result, e
 // message already set it or the pair is held, and says what that means for m.
 // The ledger decides the hold in the claim's own transaction, so a hold set
 // at any moment before the claim is honoured.
-func (e *Engine) claim(ctx context.Context, env *config.Environment, img *config.Image, m gar.Message, key ledger.Key) (Outcome, error) {
+func (e *Engine) claim(ctx context.Context, env *config.Environment, img *config.Image, m ImagePush, key ledger.Key) (Outcome, error) {
 	before, had, err := e.ledger.Pin(ctx, env.Name, img.Name)
 	if err != nil {
 		return "", fmt.Errorf("%w: read pin %s/%s: %w", ErrTransient, env.Name, img.Name, err)

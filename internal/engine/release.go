@@ -11,18 +11,21 @@ import (
 	"golang.org/x/mod/semver"
 
 	"github.com/pinroll/pinroll/internal/config"
-	"github.com/pinroll/pinroll/internal/gar"
 	"github.com/pinroll/pinroll/internal/gitops"
 	"github.com/pinroll/pinroll/internal/ledger"
+	"github.com/pinroll/pinroll/internal/logging"
 	"github.com/pinroll/pinroll/internal/retry"
 )
 
-// Registry resolves an image tag to a digest in Artifact Registry. Errors wrap
-// gar.ErrTagNotFound when the tag does not exist and gar.ErrTransient when the
-// service is unavailable (see gar.Registry).
+// Registry resolves an image tag to a digest in Artifact Registry: ok is false
+// when the tag does not exist; an error means the lookup failed.
 type Registry interface {
-	TagDigest(ctx context.Context, repository, tag string) (string, error)
+	TagDigest(ctx context.Context, repository, tag string) (digest string, ok bool, err error)
 }
+
+// errTagNotFound is resolve's answer for a tag neither the ledger nor the
+// registry knows.
+var errTagNotFound = errors.New("tag not found")
 
 // Release is a GitHub release event (SPEC §4.2).
 type Release struct {
@@ -51,13 +54,13 @@ func (e *Engine) Release(ctx context.Context, rel Release) (Result, error) {
 func (e *Engine) release(ctx context.Context, rel Release, res Result) (Result, error) {
 	switch {
 	case rel.Action != "published" && rel.Action != "released":
-		res.Outcome, res.Reason = Ignored, "release action "+rel.Action+" does not promote (only published and released do)"
+		res.Outcome, res.Reason = Ignored, "release action "+logging.Quote(rel.Action)+" does not promote (only published and released do)"
 		return res, nil
 	case rel.Draft:
 		res.Outcome, res.Reason = Ignored, "draft releases are never promoted"
 		return res, nil
 	case !IsSemver(rel.Tag):
-		res.Outcome, res.Reason = Ignored, "tag "+rel.Tag+" is not a semantic version (vX.Y.Z)"
+		res.Outcome, res.Reason = Ignored, "tag "+logging.Quote(rel.Tag)+" is not a semantic version (vX.Y.Z)"
 		return res, nil
 	}
 	var images []*config.Image
@@ -67,7 +70,7 @@ func (e *Engine) release(ctx context.Context, rel Release, res Result) (Result, 
 		}
 	}
 	if len(images) == 0 {
-		res.Outcome, res.Reason = Ignored, "no configured image has source "+rel.Repository
+		res.Outcome, res.Reason = Ignored, "no configured image has source "+logging.Quote(rel.Repository)
 		return res, nil
 	}
 	at := rel.PublishedAt
@@ -126,12 +129,12 @@ func (e *Engine) promote(ctx context.Context, env *config.Environment, img *conf
 	r := EnvResult{Env: env.Name}
 	if digest == "" {
 		d, t, err := e.resolve(ctx, img, p.Tag)
-		if errors.Is(err, gar.ErrTagNotFound) {
+		if errors.Is(err, errTagNotFound) {
 			p.State = ledger.PromotionPending
 			if err := e.ledger.PutPromotion(ctx, p); err != nil {
 				return r, "", fmt.Errorf("%w: store pending promotion %s/%s %s: %w", ErrTransient, env.Name, img.Name, p.Tag, err)
 			}
-			if d, t, err = e.resolveLedger(ctx, img, p.Tag); errors.Is(err, gar.ErrTagNotFound) {
+			if d, t, err = e.resolveLedger(ctx, img, p.Tag); errors.Is(err, errTagNotFound) {
 				r.Outcome = Pending
 				return r, img.Name + ":" + p.Tag + " is not in Artifact Registry yet: the promotion waits for its push", nil
 			}
@@ -288,7 +291,7 @@ func (e *Engine) soaked(ctx context.Context, env string, img *config.Image, dige
 // rules and changes nothing.
 func (e *Engine) drop(ctx context.Context, p ledger.Promotion, why string) string {
 	if err := e.ledger.DeletePromotion(ctx, p.Env, p.Image, p.Tag); err != nil {
-		Logger(ctx).Warn("delete settled promotion failed", "env", p.Env, "image", p.Image, "tag", p.Tag, "error", err.Error())
+		logging.Logger(ctx).Warn("delete settled promotion failed", "env", p.Env, "image", p.Image, "tag", p.Tag, "error", err.Error())
 	}
 	return why
 }
@@ -299,19 +302,19 @@ func (e *Engine) drop(ctx context.Context, p ledger.Promotion, why string) strin
 // overlay's newTag is the image tag, so it exists in the registry.
 func (e *Engine) resolve(ctx context.Context, img *config.Image, tag string) (digest, imageTag string, err error) {
 	digest, imageTag, err = e.resolveLedger(ctx, img, tag)
-	if !errors.Is(err, gar.ErrTagNotFound) || e.registry == nil {
+	if !errors.Is(err, errTagNotFound) || e.registry == nil {
 		return digest, imageTag, err
 	}
 	for _, t := range tagVariants(tag) {
-		d, err := e.registry.TagDigest(ctx, img.Repository, t)
-		if err == nil {
-			return d, t, nil
-		}
-		if !errors.Is(err, gar.ErrTagNotFound) {
+		d, ok, err := e.registry.TagDigest(ctx, img.Repository, t)
+		if err != nil {
 			return "", "", err
 		}
+		if ok {
+			return d, t, nil
+		}
 	}
-	return "", "", gar.ErrTagNotFound
+	return "", "", errTagNotFound
 }
 
 // resolveLedger is resolve without Artifact Registry: what GAR pushes told us.
@@ -325,7 +328,7 @@ func (e *Engine) resolveLedger(ctx context.Context, img *config.Image, tag strin
 			return d, t, nil
 		}
 	}
-	return "", "", gar.ErrTagNotFound
+	return "", "", errTagNotFound
 }
 
 // completePromotions finishes the pending promotions waiting for tag of img,
@@ -385,8 +388,12 @@ func (e *Engine) retryBlocked(ctx context.Context, env string, img *config.Image
 			continue
 		}
 		d, t, err := e.resolve(ctx, img, p.Tag)
-		if err != nil || d != digest {
+		if errors.Is(err, errTagNotFound) || (err == nil && d != digest) {
 			continue // not this digest (or unknown): it stays blocked
+		}
+		if err != nil {
+			// An outage must not leave it blocked unseen: redeliver.
+			return out, fmt.Errorf("%w: resolve blocked promotion %s/%s %s: %w", ErrTransient, p.Env, p.Image, p.Tag, err)
 		}
 		p.State, p.Reason = ledger.PromotionPending, ""
 		r, err := e.settle(ctx, rel, img, p, d, t)
@@ -402,7 +409,7 @@ func (e *Engine) retryBlocked(ctx context.Context, env string, img *config.Image
 func (e *Engine) settle(ctx context.Context, env *config.Environment, img *config.Image, p ledger.Promotion, digest, imageTag string) (EnvResult, error) {
 	r, why, err := e.promote(ctx, env, img, p, digest, imageTag)
 	if err == nil && why != "" {
-		Logger(ctx).Info("stored promotion settled", "env", p.Env, "image", p.Image, "tag", p.Tag, "outcome", string(r.Outcome), "reason", why)
+		logging.Logger(ctx).Info("stored promotion settled", "env", p.Env, "image", p.Image, "tag", p.Tag, "outcome", string(r.Outcome), "reason", why)
 	}
 	return r, err
 }

@@ -9,12 +9,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
 	"google.golang.org/api/option"
 
+	"github.com/pinroll/pinroll/internal/config"
 	"github.com/pinroll/pinroll/internal/engine"
 )
 
@@ -45,24 +45,15 @@ var _ engine.Publisher = (*Publisher)(nil)
 // It does not check that the topic exists; publishing to a missing topic
 // fails. opts are passed to pubsub.NewClient.
 func New(ctx context.Context, topic string, opts ...option.ClientOption) (*Publisher, error) {
-	project, err := projectOf(topic)
+	project, err := config.ProjectOf(topic, "topics")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("events.topic %w", err)
 	}
 	c, err := pubsub.NewClient(ctx, project, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("events: pubsub client for %s: %w", topic, err)
 	}
 	return &Publisher{client: c, pub: c.Publisher(topic), topic: topic}, nil
-}
-
-// projectOf returns P of projects/P/topics/T, or an error naming the key.
-func projectOf(topic string) (string, error) {
-	parts := strings.Split(topic, "/")
-	if len(parts) != 4 || parts[0] != "projects" || parts[2] != "topics" || parts[1] == "" || parts[3] == "" {
-		return "", fmt.Errorf("events.topic %q: want projects/PROJECT/topics/TOPIC", topic)
-	}
-	return parts[1], nil
 }
 
 // Topic returns the full name of the topic events go to.

@@ -16,7 +16,6 @@ import (
 	"github.com/pinroll/pinroll/internal/config"
 	"github.com/pinroll/pinroll/internal/engine"
 	"github.com/pinroll/pinroll/internal/events"
-	"github.com/pinroll/pinroll/internal/gar"
 	"github.com/pinroll/pinroll/internal/gitops/local"
 	"github.com/pinroll/pinroll/internal/ledger"
 	"github.com/pinroll/pinroll/internal/ledger/bolt"
@@ -65,7 +64,7 @@ func TestPinPublishesOneEvent(t *testing.T) {
 
 	d1, d2 := digest(1), digest(2)
 	var commits []string
-	for _, m := range []gar.Message{push("m1", d1, 1), push("m1", d1, 1), push("m2", d2, 2)} {
+	for _, m := range []engine.ImagePush{push("m1", d1, 1), push("m1", d1, 1), push("m2", d2, 2)} {
 		res, err := eng.Push(ctx, m)
 		if err != nil {
 			t.Fatalf("push %s: %v", m.ID, err)
@@ -191,8 +190,8 @@ func receive(t *testing.T, sub *pubsub.Subscriber, want int, quiet time.Duration
 	return got
 }
 
-func push(id, digest string, sec int) gar.Message {
-	return gar.Message{ID: id, PublishTime: time.Date(2026, 11, 23, 9, 0, sec, 0, time.UTC), Action: gar.ActionInsert,
+func push(id, digest string, sec int) engine.ImagePush {
+	return engine.ImagePush{ID: id, PublishTime: time.Date(2026, 11, 23, 9, 0, sec, 0, time.UTC), Action: "INSERT",
 		Repository: serverRepo, Digest: digest, Tag: "latest"}
 }
 

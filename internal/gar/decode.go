@@ -12,6 +12,8 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/binding"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+
+	"github.com/pinroll/pinroll/internal/logging"
 )
 
 // Actions Artifact Registry publishes.
@@ -125,7 +127,7 @@ func Decode(r *http.Request, maxBytes int64) (Message, error) {
 		return Message{}, unreadable("CloudEvents batches are not supported")
 	}
 	if v := r.Header.Get("Ce-Specversion"); v != "" {
-		return Message{}, unreadable(fmt.Sprintf("unsupported CloudEvents specversion %q", v))
+		return Message{}, unreadable(fmt.Sprintf("unsupported CloudEvents specversion %s", logging.Quote(v)))
 	}
 	return decodeEnvelope(body, "", time.Time{})
 }
@@ -168,7 +170,7 @@ func decodeCloudEvent(r *http.Request, m *cehttp.Message) (Message, error) {
 		return Message{}, fmt.Errorf("%w: invalid CloudEvent: %w", ErrUnreadable, err)
 	}
 	if ev.Type() != PubSubEventType {
-		return Message{}, unreadable(fmt.Sprintf("CloudEvent type %q, want %q (is the trigger bound to the gcr Pub/Sub topic?)", ev.Type(), PubSubEventType))
+		return Message{}, unreadable(fmt.Sprintf("CloudEvent type %s, want %q (is the trigger bound to the gcr Pub/Sub topic?)", logging.Quote(ev.Type()), PubSubEventType))
 	}
 	if len(ev.Data()) == 0 {
 		return Message{}, unreadable("CloudEvent has no data")
@@ -197,26 +199,27 @@ func decodeEnvelope(body []byte, fallbackID string, fallbackTime time.Time) (Mes
 		if err != nil {
 			// The envelope is fine and names its message: the message is
 			// malformed, so it is rejected (acknowledged), not redelivered.
-			return msg, fmt.Errorf("%w: Pub/Sub message %s: publishTime: %w", ErrRejected, msg.ID, err)
+			// (time's error would quote s whole.)
+			return msg, fmt.Errorf("%w: Pub/Sub message %s: publishTime %s is not an RFC 3339 time", ErrRejected, logging.Clip(msg.ID), logging.Quote(s))
 		}
 		msg.PublishTime = t.UTC()
 	} else if !fallbackTime.IsZero() {
 		msg.PublishTime = fallbackTime.UTC()
 	}
 	if pm.Data == "" {
-		return msg, fmt.Errorf("%w: Pub/Sub message %s has no data", ErrRejected, msg.ID)
+		return msg, fmt.Errorf("%w: Pub/Sub message %s has no data", ErrRejected, logging.Clip(msg.ID))
 	}
 	data, err := base64.StdEncoding.DecodeString(pm.Data)
 	if err != nil {
 		// Pub/Sub always sends padded standard base64; tolerate a sender
 		// that leaves the padding off, nothing else.
 		if data, err = base64.RawStdEncoding.DecodeString(pm.Data); err != nil {
-			return msg, fmt.Errorf("%w: Pub/Sub message %s: data is not base64: %w", ErrRejected, msg.ID, err)
+			return msg, fmt.Errorf("%w: Pub/Sub message %s: data is not base64: %w", ErrRejected, logging.Clip(msg.ID), err)
 		}
 	}
 	parsed, err := ParseData(data)
 	if err != nil {
-		return msg, fmt.Errorf("Pub/Sub message %s: %w", msg.ID, err)
+		return msg, fmt.Errorf("Pub/Sub message %s: %w", logging.Clip(msg.ID), err)
 	}
 	parsed.ID, parsed.PublishTime = msg.ID, msg.PublishTime
 	return parsed, nil
@@ -240,7 +243,7 @@ func ParseData(data []byte) (Message, error) {
 	case "":
 		return Message{}, rejected(`data has no "action"`)
 	default:
-		return Message{}, rejected(fmt.Sprintf("unknown action %q (want INSERT or DELETE)", d.Action))
+		return Message{}, rejected(fmt.Sprintf("unknown action %s (want INSERT or DELETE)", logging.Quote(d.Action)))
 	}
 	if d.Digest == "" && (d.Action == ActionInsert || d.Tag == "") {
 		if d.Action == ActionInsert {
@@ -254,7 +257,7 @@ func ParseData(data []byte) (Message, error) {
 			return Message{}, fmt.Errorf("%w: digest: %w", ErrRejected, err)
 		}
 		if digest == "" || tag != "" {
-			return Message{}, rejected(fmt.Sprintf("digest %q is not REPOSITORY@sha256:HEX", d.Digest))
+			return Message{}, rejected(fmt.Sprintf("digest %s is not REPOSITORY@sha256:HEX", logging.Quote(d.Digest)))
 		}
 		msg.Repository, msg.Digest = repo, digest
 	}
@@ -264,10 +267,10 @@ func ParseData(data []byte) (Message, error) {
 			return Message{}, fmt.Errorf("%w: tag: %w", ErrRejected, err)
 		}
 		if tag == "" || digest != "" {
-			return Message{}, rejected(fmt.Sprintf("tag %q is not REPOSITORY:TAG", d.Tag))
+			return Message{}, rejected(fmt.Sprintf("tag %s is not REPOSITORY:TAG", logging.Quote(d.Tag)))
 		}
 		if msg.Repository != "" && msg.Repository != repo {
-			return Message{}, rejected(fmt.Sprintf("digest and tag name different repositories: %q and %q", msg.Repository, repo))
+			return Message{}, rejected(fmt.Sprintf("digest and tag name different repositories: %s and %s", logging.Quote(msg.Repository), logging.Quote(repo)))
 		}
 		msg.Repository, msg.Tag = repo, tag
 	}

@@ -1,15 +1,15 @@
-// Package gar speaks to Google Artifact Registry (SPEC §4.1, §4.2).
+// Package gar reads Google Artifact Registry notifications (SPEC §4.1).
 //
 // It decodes the notifications Artifact Registry publishes on the Pub/Sub
 // topic gcr, in the three encodings they reach pinroll (a CloudEvent
 // google.cloud.pubsub.topic.v1.messagePublished in binary or structured
 // content mode, as Eventarc and Cloud Run functions deliver it, and a Pub/Sub
-// push envelope), builds such notifications for the CLI and tests, and
-// resolves tags to digests through the Artifact Registry API.
+// push envelope), builds such notifications for the CLI and tests, and parses
+// the image references they carry. Tag lookups through the Artifact Registry
+// API are in the registry subpackage.
 //
 // References:
 //   - https://cloud.google.com/artifact-registry/docs/configure-notifications
 //   - https://cloud.google.com/pubsub/docs/push#receive_push
 //   - https://cloud.google.com/eventarc/docs/cloudevents (Pub/Sub messagePublished)
-//   - https://cloud.google.com/artifact-registry/docs/reference/rpc/google.devtools.artifactregistry.v1#google.devtools.artifactregistry.v1.ArtifactRegistry.GetTag
 package gar

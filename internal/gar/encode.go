@@ -40,22 +40,14 @@ func EncodeData(msg Message) ([]byte, error) {
 	return b, nil
 }
 
-// PushBody returns the body Pub/Sub POSTs to a push endpoint for msg:
-// {"message":{"data":"<base64>","messageId":…,"publishTime":…},"subscription":…},
-// with message_id and publish_time too, as Pub/Sub sends them. msg.ID is
-// required; a zero PublishTime is left out.
-func PushBody(msg Message) ([]byte, error) {
-	env, err := newEnvelope(msg)
-	if err != nil {
-		return nil, err
-	}
-	return json.Marshal(env)
-}
-
 // NewEvent returns the CloudEvent Eventarc delivers for msg: type
 // [PubSubEventType], source //pubsub.googleapis.com/projects/P/topics/gcr, id
-// msg.ID, time msg.PublishTime (left out if zero) and data the push envelope
-// of [PushBody] as application/json. Send it in binary mode with
+// msg.ID, time msg.PublishTime (left out if zero) and, as application/json
+// data, the push envelope
+// {"message":{"data":"<base64>","messageId":…,"publishTime":…},"subscription":…}
+// with message_id and publish_time too, as Pub/Sub sends them. That data
+// alone is the body Pub/Sub POSTs to a push endpoint. Send the event in binary
+// mode with
 // cehttp.NewHTTPRequestFromEvent, or in structured mode with
 // cehttp.WriteRequest and binding.WithForceStructured.
 func NewEvent(msg Message) (event.Event, error) {

@@ -74,21 +74,18 @@ func rawEvent(t testing.TB, id string, tm time.Time, env []byte) event.Event {
 // binaryRequest writes e as a binary-mode HTTP request with the SDK.
 func binaryRequest(t testing.TB, e event.Event) *http.Request {
 	t.Helper()
-	ctx := binding.WithForceBinary(context.Background())
-	r, err := http.NewRequestWithContext(ctx, http.MethodPost, testURL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cehttp.WriteRequest(ctx, (*binding.EventMessage)(&e), r); err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return writeEvent(binding.WithForceBinary(context.Background()), t, e)
 }
 
 // structuredRequest writes e as a structured-mode HTTP request with the SDK.
 func structuredRequest(t testing.TB, e event.Event) *http.Request {
 	t.Helper()
-	ctx := binding.WithForceStructured(context.Background())
+	return writeEvent(binding.WithForceStructured(context.Background()), t, e)
+}
+
+// writeEvent writes e as an HTTP request in the mode ctx forces.
+func writeEvent(ctx context.Context, t testing.TB, e event.Event) *http.Request {
+	t.Helper()
 	r, err := http.NewRequestWithContext(ctx, http.MethodPost, testURL, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/pinroll/pinroll/internal/logging"
 )
 
 // ErrInvalidReference is wrapped by every error about a malformed image
@@ -46,17 +48,17 @@ func ParseReference(ref string) (repository, tag, digest string, err error) {
 	if i := strings.IndexByte(ref, '@'); i >= 0 {
 		name, digest = ref[:i], ref[i+1:]
 		if err := ValidateDigest(digest); err != nil {
-			return "", "", "", fmt.Errorf("reference %q: %w", ref, err)
+			return "", "", "", fmt.Errorf("reference %s: %w", logging.Quote(ref), err)
 		}
 	}
 	if i := strings.LastIndexByte(name, ':'); i > strings.LastIndexByte(name, '/') {
 		name, tag = name[:i], name[i+1:]
 		if err := ValidateTag(tag); err != nil {
-			return "", "", "", fmt.Errorf("reference %q: %w", ref, err)
+			return "", "", "", fmt.Errorf("reference %s: %w", logging.Quote(ref), err)
 		}
 	}
 	if err := ValidateRepository(name); err != nil {
-		return "", "", "", fmt.Errorf("reference %q: %w", ref, err)
+		return "", "", "", fmt.Errorf("reference %s: %w", logging.Quote(ref), err)
 	}
 	return name, tag, digest, nil
 }
@@ -73,14 +75,14 @@ func ValidateRepository(repository string) error {
 	}
 	host, path, ok := strings.Cut(repository, "/")
 	if !ok || path == "" {
-		return fmt.Errorf("%w: %q has no registry host or no path", ErrInvalidReference, repository)
+		return fmt.Errorf("%w: %s has no registry host or no path", ErrInvalidReference, logging.Quote(repository))
 	}
 	if !hostRE.MatchString(host) || !(strings.ContainsAny(host, ".:") || host == "localhost") {
-		return fmt.Errorf("%w: %q is not a registry host", ErrInvalidReference, host)
+		return fmt.Errorf("%w: %s is not a registry host", ErrInvalidReference, logging.Quote(host))
 	}
 	for c := range strings.SplitSeq(path, "/") {
 		if !componentRE.MatchString(c) {
-			return fmt.Errorf("%w: path component %q of %q (want letters, digits and . _ - separators)", ErrInvalidReference, c, repository)
+			return fmt.Errorf("%w: path component %s of %s (want letters, digits and . _ - separators)", ErrInvalidReference, logging.Quote(c), logging.Quote(repository))
 		}
 	}
 	return nil
@@ -91,7 +93,7 @@ func ValidateRepository(repository string) error {
 // characters). Errors wrap [ErrInvalidReference].
 func ValidateTag(tag string) error {
 	if !tagRE.MatchString(tag) {
-		return fmt.Errorf("%w: tag %q", ErrInvalidReference, tag)
+		return fmt.Errorf("%w: tag %s", ErrInvalidReference, logging.Quote(tag))
 	}
 	return nil
 }
@@ -100,7 +102,7 @@ func ValidateTag(tag string) error {
 // hex digits. Errors wrap [ErrInvalidReference].
 func ValidateDigest(digest string) error {
 	if !digestRE.MatchString(digest) {
-		return fmt.Errorf("%w: digest %q (want sha256: and 64 lowercase hex digits)", ErrInvalidReference, digest)
+		return fmt.Errorf("%w: digest %s (want sha256: and 64 lowercase hex digits)", ErrInvalidReference, logging.Quote(digest))
 	}
 	return nil
 }

@@ -13,6 +13,12 @@ import (
 	"time"
 )
 
+// DeliveryRetention is how long a handled delivery id is remembered: Pub/Sub
+// redelivers a message for at most its retention (7 days by default), so an id
+// older than that cannot come back. Firestore's TTL policy forgets deliveries
+// after it.
+const DeliveryRetention = 7 * 24 * time.Hour
+
 // ErrClosed is returned by a ledger used after Close.
 var ErrClosed = errors.New("ledger closed")
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strings"
 )
 
@@ -49,9 +50,13 @@ func severity(l slog.Level) string {
 	}
 }
 
+// traceID is a trace id as both headers carry it.
+var traceID = regexp.MustCompile(`^[0-9a-fA-F]{32}$`)
+
 // Trace returns the Cloud Logging trace field value for a request carrying
-// X-Cloud-Trace-Context (or W3C traceparent), or "" when there is none or the
-// project is unknown.
+// X-Cloud-Trace-Context (or W3C traceparent), or "" when there is none, the
+// project is unknown, or the trace id is not 32 hex digits (the header comes
+// from the caller: nothing else reaches the log).
 func Trace(r *http.Request, project string) string {
 	if project == "" {
 		return ""
@@ -64,7 +69,7 @@ func Trace(r *http.Request, project string) string {
 			id = parts[1]
 		}
 	}
-	if id == "" {
+	if !traceID.MatchString(id) {
 		return ""
 	}
 	return fmt.Sprintf("projects/%s/traces/%s", project, id)

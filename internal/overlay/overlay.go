@@ -8,7 +8,7 @@
 // An overlay's images[].name must match the image as it appears after the base's own images
 // transformer. If the base renames "server" to the full registry path, an overlay entry named
 // "server" silently does nothing: the caller must pass the renamed image as [Edit.Name].
-// [Images] and [Image.OutputName] read a base kustomization to find that name.
+// [Find] and [Image.OutputName] read a base kustomization to find that name.
 //
 // # What is preserved
 //
@@ -122,24 +122,6 @@ func (e Edit) validate() error {
 	return nil
 }
 
-// Images returns every entry of the images list of the kustomization in src, in order; none if
-// it has no images list.
-func Images(src []byte) ([]Image, error) {
-	doc, err := parse(src)
-	if err != nil {
-		return nil, err
-	}
-	list, err := readImages(doc)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Image, len(list.entries))
-	for i, en := range list.entries {
-		out[i] = en.image
-	}
-	return out, nil
-}
-
 // Find returns the entry of the images list of the kustomization in src whose name is name, if
 // there is one.
 func Find(src []byte, name string) (Image, bool, error) {
@@ -177,7 +159,7 @@ func Apply(src []byte, e Edit) (out []byte, changed bool, err error) {
 	}
 
 	lay := detectLayout(doc, list.value)
-	before, err := lay.render(doc)
+	before, err := lay.encode(doc)
 	if err != nil {
 		return nil, false, err
 	}
@@ -197,7 +179,7 @@ func Apply(src []byte, e Edit) (out []byte, changed bool, err error) {
 		return src, false, nil
 	}
 
-	after, err := lay.render(doc)
+	after, err := lay.encode(doc)
 	if err != nil {
 		return nil, false, err
 	}

@@ -204,23 +204,18 @@ func TestFind(t *testing.T) {
 	}
 }
 
-func TestImages(t *testing.T) {
+func TestOutputName(t *testing.T) {
 	t.Parallel()
 	base := []byte("images:\n- name: server\n  newName: " + registryServer + "\n- name: worker\n  newTag: v1\n")
-	got, err := Images(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []Image{{Name: "server", NewName: registryServer}, {Name: "worker", NewTag: "v1"}}
-	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
-		t.Fatalf("Images = %+v, want %+v", got, want)
-	}
 	// The kustomize gotcha: an overlay on this base must name the image by its registry path.
-	if n := got[0].OutputName(); n != registryServer {
-		t.Errorf("OutputName() = %q, want %q", n, registryServer)
-	}
-	if n := got[1].OutputName(); n != "worker" {
-		t.Errorf("OutputName() = %q, want %q", n, "worker")
+	for name, want := range map[string]string{"server": registryServer, "worker": "worker"} {
+		im, ok, err := Find(base, name)
+		if err != nil || !ok {
+			t.Fatalf("Find(%q) = %v, %v", name, ok, err)
+		}
+		if n := im.OutputName(); n != want {
+			t.Errorf("%s: OutputName() = %q, want %q", name, n, want)
+		}
 	}
 }
 

@@ -43,8 +43,8 @@ func (a *Auth) check(r *http.Request) error {
 	if a.Open() {
 		return nil
 	}
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || tok == "" {
+	tok, ok := bearer(r.Header.Get("Authorization"))
+	if !ok {
 		return errors.New("missing Authorization: Bearer token")
 	}
 	if a.OpsToken != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(a.OpsToken)) == 1 {
@@ -67,4 +67,12 @@ func (a *Auth) check(r *http.Request) error {
 		return errors.New("caller " + email + " is not an allowed invoker")
 	}
 	return nil
+}
+
+// bearer returns the token of an Authorization header using the Bearer
+// scheme, whose name is case-insensitive (RFC 7235 §2.1, RFC 6750 §2.1).
+func bearer(header string) (string, bool) {
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(header), " ")
+	tok = strings.TrimSpace(tok)
+	return tok, ok && strings.EqualFold(scheme, "Bearer") && tok != ""
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/pinroll/pinroll/internal/engine"
-	"github.com/pinroll/pinroll/internal/gar"
 	"github.com/pinroll/pinroll/internal/logging"
 )
 
@@ -72,41 +71,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if tr := logging.Trace(r, s.project); tr != "" {
 		l = l.With(logging.TraceKey, tr)
 	}
-	ctx, cancel := context.WithTimeout(engine.WithLogger(r.Context(), l), RequestTimeout)
+	ctx, cancel := context.WithTimeout(logging.WithLogger(r.Context(), l), RequestTimeout)
 	defer cancel()
 	s.mux.ServeHTTP(w, r.WithContext(ctx))
-}
-
-// HandleGAR is the POST /gar handler, exported for the function targets.
-func (s *Server) HandleGAR(w http.ResponseWriter, r *http.Request) { s.handleGAR(w, r) }
-
-func (s *Server) handleGAR(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	ctx := r.Context()
-	log := engine.Logger(ctx)
-	msg, err := gar.Decode(r, MaxBody)
-	switch {
-	case errors.Is(err, gar.ErrTooLarge):
-		log.Warn("gar message refused", "outcome", "unreadable", "reason", err.Error())
-		writeError(w, http.StatusRequestEntityTooLarge, err)
-		return
-	case errors.Is(err, gar.ErrRejected):
-		res := engine.Result{Outcome: engine.Rejected, Reason: err.Error()}
-		engine.LogEvent(ctx, "gar message", msg.ID, res, time.Since(start), nil)
-		writeJSON(w, http.StatusOK, res)
-		return
-	case err != nil: // gar.ErrUnreadable
-		log.Warn("gar message refused", "outcome", "unreadable", "reason", err.Error())
-		writeError(w, http.StatusBadRequest, err)
-		return
-	}
-	res, err := s.eng.Push(ctx, msg)
-	engine.LogEvent(ctx, "gar message", msg.ID, res, time.Since(start), err)
-	if err != nil {
-		writeEngineError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, res)
 }
 
 // writeEngineError maps an engine error to a status: transient → 503 so that

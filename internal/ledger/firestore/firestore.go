@@ -45,8 +45,10 @@
 // images and waiting releases.
 //
 // The deliveries collection grows by one small document per message; a
-// Firestore TTL policy on its field "at" (e.g. 30 days, past Pub/Sub's
-// 7-day retention) keeps it in check without code.
+// Firestore TTL policy on its field "expireAt" keeps it in check without code.
+// Firestore's TTL deletes a document once the time in that field has passed,
+// so the field holds the expiry (handled at + [ledger.DeliveryRetention]), not
+// the time handled: a TTL on "at" would forget a delivery within a day.
 package firestore
 
 import (
@@ -301,8 +303,9 @@ func utc(t time.Time) time.Time {
 }
 
 type deliveryDoc struct {
-	Outcome string    `firestore:"outcome"`
-	At      time.Time `firestore:"at"`
+	Outcome  string    `firestore:"outcome"`
+	At       time.Time `firestore:"at"`
+	ExpireAt time.Time `firestore:"expireAt"` // the TTL field: At + ledger.DeliveryRetention
 }
 
 type digestDoc struct {
@@ -493,7 +496,8 @@ func (l *Ledger) MarkDelivery(ctx context.Context, id, outcome string) error {
 	if id == "" {
 		return l.wrap(errors.New("empty delivery id"), "mark delivery")
 	}
-	_, err := l.deliveryRef(id).Create(ctx, deliveryDoc{Outcome: outcome, At: utc(l.now())})
+	at := utc(l.now())
+	_, err := l.deliveryRef(id).Create(ctx, deliveryDoc{Outcome: outcome, At: at, ExpireAt: at.Add(ledger.DeliveryRetention)})
 	if status.Code(err) == codes.AlreadyExists {
 		return nil
 	}

@@ -376,6 +376,9 @@ func TestClock(t *testing.T) {
 	if _, err := getDoc(ctx, nil, l.deliveryRef("d-1"), &d); err != nil || !d.At.Equal(now) {
 		t.Errorf("delivery at %v (%v), want %v", d.At, err, now)
 	}
+	if want := now.Add(ledger.DeliveryRetention); !d.ExpireAt.Equal(want) {
+		t.Errorf("delivery expires at %v, want %v (the TTL field holds the expiry)", d.ExpireAt, want)
+	}
 	var h holdDoc
 	if _, err := getDoc(ctx, nil, l.holdRef("dev", "server"), &h); err != nil || !h.Since.Equal(now) {
 		t.Errorf("hold since %v (%v), want %v", h.Since, err, now)

@@ -1,4 +1,9 @@
-package gar
+// Package registry looks up image tags in Google Artifact Registry
+// (cloud.google.com/go/artifactregistry/apiv1, GetTag): the digest a release's
+// tag names, for releases published before pinroll heard of their image
+// (SPEC §4.2). See
+// https://cloud.google.com/artifact-registry/docs/reference/rpc/google.devtools.artifactregistry.v1#google.devtools.artifactregistry.v1.ArtifactRegistry.GetTag
+package registry
 
 import (
 	"context"
@@ -12,42 +17,38 @@ import (
 	"google.golang.org/api/option"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/pinroll/pinroll/internal/gar"
 )
 
-// Registry errors, for errors.Is.
-var (
-	// ErrTagNotFound means Artifact Registry has no such tag (or no such
-	// package or repository: the API answers NOT_FOUND for all three).
-	ErrTagNotFound = errors.New("tag not found")
-	// ErrTransient means the call failed in a way worth retrying later
-	// (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, INTERNAL).
-	ErrTransient = errors.New("transient Artifact Registry error")
-)
+// ErrTransient means the call failed in a way worth retrying later
+// (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, INTERNAL).
+var ErrTransient = errors.New("transient Artifact Registry error")
 
 // dockerHostSuffix ends the host of every Artifact Registry docker repository:
 // LOCATION-docker.pkg.dev.
 const dockerHostSuffix = "-docker.pkg.dev"
 
-// Registry resolves tags to digests through the Artifact Registry API
+// Client resolves tags to digests through the Artifact Registry API
 // (cloud.google.com/go/artifactregistry/apiv1, GetTag). It is safe for
 // concurrent use.
-type Registry struct {
+type Client struct {
 	client *artifactregistry.Client
 }
 
-// NewRegistry connects to Artifact Registry over gRPC with
+// New connects to Artifact Registry over gRPC with
 // artifactregistry.NewClient; opts are passed through (credentials, or an
 // endpoint and option.WithoutAuthentication for a fake).
-func NewRegistry(ctx context.Context, opts ...option.ClientOption) (*Registry, error) {
+func New(ctx context.Context, opts ...option.ClientOption) (*Client, error) {
 	c, err := artifactregistry.NewClient(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("new Artifact Registry client: %w", err)
 	}
-	return &Registry{client: c}, nil
+	return &Client{client: c}, nil
 }
 
 // Close closes the connection to Artifact Registry.
-func (r *Registry) Close() error { return r.client.Close() }
+func (r *Client) Close() error { return r.client.Close() }
 
 // TagDigest returns the digest ("sha256:<64 hex>") tag points at in the
 // docker repository LOCATION-docker.pkg.dev/PROJECT/REPO/PACKAGE, where
@@ -55,31 +56,32 @@ func (r *Registry) Close() error { return r.client.Close() }
 // projects/PROJECT/locations/LOCATION/repositories/REPO/packages/PACKAGE/tags/TAG
 // with the slashes of PACKAGE escaped as %2F, as the API requires.
 //
-// A missing tag gives an error wrapping [ErrTagNotFound]; UNAVAILABLE,
-// DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED and INTERNAL give one wrapping
-// [ErrTransient]; a repository that is not an Artifact Registry docker path
-// gives one wrapping [ErrInvalidReference].
-func (r *Registry) TagDigest(ctx context.Context, repository, tag string) (string, error) {
+// A missing tag (or package or repository: the API answers NOT_FOUND for all
+// three) gives ok false and no error; UNAVAILABLE, DEADLINE_EXCEEDED,
+// RESOURCE_EXHAUSTED and INTERNAL give an error wrapping [ErrTransient]; a
+// repository that is not an Artifact Registry docker path gives one wrapping
+// [gar.ErrInvalidReference].
+func (r *Client) TagDigest(ctx context.Context, repository, tag string) (digest string, ok bool, err error) {
 	name, err := tagResourceName(repository, tag)
 	if err != nil {
-		return "", fmt.Errorf("resolve %s:%s: %w", repository, tag, err)
+		return "", false, fmt.Errorf("resolve %s:%s: %w", repository, tag, err)
 	}
 	t, err := r.client.GetTag(ctx, &artifactregistrypb.GetTagRequest{Name: name})
 	if err != nil {
 		switch status.Code(err) {
 		case codes.NotFound:
-			return "", fmt.Errorf("get tag %s: %w: %w", name, ErrTagNotFound, err)
+			return "", false, nil
 		case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted, codes.Internal:
-			return "", fmt.Errorf("get tag %s: %w: %w", name, ErrTransient, err)
+			return "", false, fmt.Errorf("get tag %s: %w: %w", name, ErrTransient, err)
 		default:
-			return "", fmt.Errorf("get tag %s: %w", name, err)
+			return "", false, fmt.Errorf("get tag %s: %w", name, err)
 		}
 	}
-	digest, err := versionDigest(t.GetVersion())
+	digest, err = versionDigest(t.GetVersion())
 	if err != nil {
-		return "", fmt.Errorf("get tag %s: %w", name, err)
+		return "", false, fmt.Errorf("get tag %s: %w", name, err)
 	}
-	return digest, nil
+	return digest, true, nil
 }
 
 // tagResourceName maps the docker path LOCATION-docker.pkg.dev/PROJECT/REPO/PKG
@@ -88,23 +90,23 @@ func (r *Registry) TagDigest(ctx context.Context, repository, tag string) (strin
 // escaping '/' in PKG as %2F. A domain-scoped project example.com:p appears in
 // docker paths as example.com/p.
 func tagResourceName(repository, tag string) (string, error) {
-	if err := ValidateRepository(repository); err != nil {
+	if err := gar.ValidateRepository(repository); err != nil {
 		return "", err
 	}
-	if err := ValidateTag(tag); err != nil {
+	if err := gar.ValidateTag(tag); err != nil {
 		return "", err
 	}
 	host, path, _ := strings.Cut(repository, "/")
 	location, ok := strings.CutSuffix(host, dockerHostSuffix)
 	if !ok || location == "" {
-		return "", fmt.Errorf("%w: %q is not an Artifact Registry docker host (LOCATION%s)", ErrInvalidReference, host, dockerHostSuffix)
+		return "", fmt.Errorf("%w: %q is not an Artifact Registry docker host (LOCATION%s)", gar.ErrInvalidReference, host, dockerHostSuffix)
 	}
 	parts := strings.Split(path, "/")
 	if len(parts) >= 4 && strings.Contains(parts[0], ".") {
 		parts = append([]string{parts[0] + ":" + parts[1]}, parts[2:]...)
 	}
 	if len(parts) < 3 {
-		return "", fmt.Errorf("%w: %q is not LOCATION%s/PROJECT/REPOSITORY/IMAGE", ErrInvalidReference, repository, dockerHostSuffix)
+		return "", fmt.Errorf("%w: %q is not LOCATION%s/PROJECT/REPOSITORY/IMAGE", gar.ErrInvalidReference, repository, dockerHostSuffix)
 	}
 	project, repo, pkg := parts[0], parts[1], strings.Join(parts[2:], "%2F")
 	return "projects/" + project + "/locations/" + location + "/repositories/" + repo +
@@ -123,7 +125,7 @@ func versionDigest(version string) (string, error) {
 	if u, err := url.PathUnescape(id); err == nil {
 		id = u
 	}
-	if err := ValidateDigest(id); err != nil {
+	if err := gar.ValidateDigest(id); err != nil {
 		return "", fmt.Errorf("tag points at version %q: %w", version, err)
 	}
 	return id, nil

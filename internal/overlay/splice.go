@@ -86,8 +86,8 @@ func blockSeqOffset(m *yaml.Node, key string) int {
 	return -1
 }
 
-// render encodes doc with kyaml's encoder in layout l.
-func (l layout) render(doc *yaml.RNode) ([]byte, error) {
+// encode encodes doc with kyaml's encoder in layout l.
+func (l layout) encode(doc *yaml.RNode) ([]byte, error) {
 	var b bytes.Buffer
 	enc := yaml.NewEncoder(&b)
 	enc.SetIndent(l.indent)
@@ -116,7 +116,7 @@ func minimalEdit(src, before, after []byte, l layout) []byte {
 	if out, ok := splice(src, before, after, eol); ok {
 		// Keep the spliced bytes only if kyaml reads them as exactly the edited document.
 		if doc, err := parse(out); err == nil {
-			if again, err := l.render(doc); err == nil && bytes.Equal(again, after) {
+			if again, err := l.encode(doc); err == nil && bytes.Equal(again, after) {
 				return out
 			}
 		}

@@ -1,4 +1,4 @@
-package gar
+package registry
 
 import (
 	"context"
@@ -6,9 +6,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pinroll/pinroll/internal/testing/fakegar"
 	"google.golang.org/grpc/codes"
+
+	"github.com/pinroll/pinroll/internal/gar"
+	"github.com/pinroll/pinroll/internal/testing/fakegar"
 )
+
+const testRepo = "asia-northeast2-docker.pkg.dev/proj/backend/server"
+
+var testDigest, testDigest2 = "sha256:" + strings.Repeat("01", 32), "sha256:" + strings.Repeat("fe", 32)
 
 func TestTagDigest(t *testing.T) {
 	t.Parallel()
@@ -18,7 +24,7 @@ func TestTagDigest(t *testing.T) {
 		setup      func(s *fakegar.Server)
 		repository string
 		tag        string
-		want       string // digest on success
+		want       string // digest on success; "" with no error: not found
 		wantErr    error  // nil: success
 		errText    string
 	}{
@@ -30,9 +36,9 @@ func TestTagDigest(t *testing.T) {
 			setup: func(s *fakegar.Server) {
 				s.SetTag("europe-docker.pkg.dev/example.com/proj/repo/app", "main", testDigest)
 			}},
-		{name: "not found", repository: testRepo, tag: "latest", wantErr: ErrTagNotFound,
+		{name: "not found", repository: testRepo, tag: "latest",
 			setup: func(s *fakegar.Server) { s.SetTag(testRepo, "other", testDigest) }},
-		{name: "deleted tag", repository: testRepo, tag: "latest", wantErr: ErrTagNotFound,
+		{name: "deleted tag", repository: testRepo, tag: "latest",
 			setup: func(s *fakegar.Server) {
 				s.SetTag(testRepo, "latest", testDigest)
 				s.DeleteTag(testRepo, "latest")
@@ -54,10 +60,10 @@ func TestTagDigest(t *testing.T) {
 			}},
 		{name: "version is not a version name", repository: testRepo, tag: "latest", errText: "not a version name",
 			setup: func(s *fakegar.Server) { s.SetVersion(testRepo, "latest", "garbage") }},
-		{name: "not an Artifact Registry host", repository: "gcr.io/proj/server", tag: "latest", wantErr: ErrInvalidReference, errText: "not an Artifact Registry docker host"},
-		{name: "no image", repository: "us-docker.pkg.dev/proj/repo", tag: "latest", wantErr: ErrInvalidReference},
-		{name: "repository with tag", repository: testRepo + ":latest", tag: "latest", wantErr: ErrInvalidReference},
-		{name: "bad tag", repository: testRepo, tag: "a/b", wantErr: ErrInvalidReference},
+		{name: "not an Artifact Registry host", repository: "gcr.io/proj/server", tag: "latest", wantErr: gar.ErrInvalidReference, errText: "not an Artifact Registry docker host"},
+		{name: "no image", repository: "us-docker.pkg.dev/proj/repo", tag: "latest", wantErr: gar.ErrInvalidReference},
+		{name: "repository with tag", repository: testRepo + ":latest", tag: "latest", wantErr: gar.ErrInvalidReference},
+		{name: "bad tag", repository: testRepo, tag: "a/b", wantErr: gar.ErrInvalidReference},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -66,18 +72,18 @@ func TestTagDigest(t *testing.T) {
 			if tt.setup != nil {
 				tt.setup(srv)
 			}
-			reg, err := NewRegistry(t.Context(), srv.ClientOptions()...)
+			reg, err := New(t.Context(), srv.ClientOptions()...)
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { reg.Close() })
-			got, err := reg.TagDigest(t.Context(), tt.repository, tt.tag)
+			got, ok, err := reg.TagDigest(t.Context(), tt.repository, tt.tag)
 			if tt.wantErr == nil && tt.errText == "" {
 				if err != nil {
 					t.Fatalf("TagDigest: %v", err)
 				}
-				if got != tt.want {
-					t.Errorf("TagDigest = %q; want %q", got, tt.want)
+				if got != tt.want || ok != (tt.want != "") {
+					t.Errorf("TagDigest = %q, %v; want %q", got, ok, tt.want)
 				}
 				return
 			}
@@ -87,7 +93,7 @@ func TestTagDigest(t *testing.T) {
 			if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
 				t.Errorf("TagDigest error = %v; want errors.Is %v", err, tt.wantErr)
 			}
-			if tt.wantErr != ErrTransient && errors.Is(err, ErrTransient) || tt.wantErr != ErrTagNotFound && errors.Is(err, ErrTagNotFound) {
+			if tt.wantErr != ErrTransient && errors.Is(err, ErrTransient) {
 				t.Errorf("TagDigest error = %v is wrongly classified", err)
 			}
 			if !strings.Contains(err.Error(), tt.errText) {
@@ -100,14 +106,14 @@ func TestTagDigest(t *testing.T) {
 func TestTagDigestDeadline(t *testing.T) {
 	t.Parallel()
 	srv := fakegar.Start(t)
-	reg, err := NewRegistry(t.Context(), srv.ClientOptions()...)
+	reg, err := New(t.Context(), srv.ClientOptions()...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer reg.Close()
 	ctx, cancel := context.WithTimeout(t.Context(), 0)
 	defer cancel()
-	if _, err := reg.TagDigest(ctx, testRepo, "latest"); !errors.Is(err, ErrTransient) {
+	if _, _, err := reg.TagDigest(ctx, testRepo, "latest"); !errors.Is(err, ErrTransient) {
 		t.Errorf("TagDigest with an expired context: %v; want ErrTransient", err)
 	}
 }
