@@ -10,7 +10,6 @@ import (
 	"golang.org/x/mod/semver"
 
 	"github.com/pinroll/pinroll/internal/config"
-	"github.com/pinroll/pinroll/internal/gar"
 	"github.com/pinroll/pinroll/internal/gitops"
 	"github.com/pinroll/pinroll/internal/ledger"
 	"github.com/pinroll/pinroll/internal/overlay"
@@ -160,7 +159,7 @@ func (e *Engine) deployTarget(ctx context.Context, env *config.Environment, img 
 	switch {
 	case d.Tag != "":
 		digest, tag, err = e.resolve(ctx, img, d.Tag)
-		if errors.Is(err, gar.ErrTagNotFound) {
+		if errors.Is(err, errTagNotFound) {
 			return "", "", fmt.Errorf("%w: %s:%s is neither in the ledger nor in Artifact Registry", ErrUnprocessable, img.Name, d.Tag)
 		}
 		if err != nil {

@@ -58,6 +58,7 @@ type commitInfo struct {
 // opsWorld is an engine over one of the three worlds pinroll runs in, with
 // views of the branch main and of the ledger.
 type opsWorld struct {
+	base   time.Time // push n is published at base + n seconds
 	eng    *engine.Engine
 	ledger ledger.Ledger
 	log    func(t *testing.T) []commitInfo     // main, first parents, newest first
@@ -102,6 +103,7 @@ func openLocal(t *testing.T, l ledger.Ledger) *opsWorld {
 		t.Fatal(err)
 	}
 	return &opsWorld{
+		base:   time.Now(),
 		eng:    engine.New(engine.Options{Config: opsConfig(t, gitDir), Ledger: l, Repo: r, Backoff: time.Millisecond}),
 		ledger: l,
 		log: func(t *testing.T) []commitInfo {
@@ -123,6 +125,7 @@ func openGitHub(t *testing.T) *opsWorld {
 	}
 	l := openBolt(t)
 	return &opsWorld{
+		base:   time.Now(),
 		eng:    engine.New(engine.Options{Config: opsConfig(t, gh.RepoURL()), Ledger: l, Repo: r, Backoff: time.Millisecond}),
 		ledger: l,
 		log: func(t *testing.T) []commitInfo {
@@ -149,9 +152,18 @@ func forEachWorld(t *testing.T, test func(t *testing.T, w *opsWorld)) {
 
 func digest(n int) string { return fmt.Sprintf("sha256:%064x", n) }
 
+// message is push n of tag: published n seconds after the world began,
+// so that it is newer than what operators did before (their pins are dated
+// by the engine's clock, as real pushes are).
+func (w *opsWorld) message(n int, tag string) engine.ImagePush {
+	m := msg(fmt.Sprintf("m%d", n), n, tag)
+	m.PublishTime = w.base.Add(time.Duration(n) * time.Second)
+	return m
+}
+
 func push(t *testing.T, w *opsWorld, n int, tag string, want engine.Outcome) engine.Result {
 	t.Helper()
-	res, err := w.eng.Push(t.Context(), msg(fmt.Sprintf("m%d", n), n, tag))
+	res, err := w.eng.Push(t.Context(), w.message(n, tag))
 	if err != nil {
 		t.Fatalf("push %d: %v", n, err)
 	}
@@ -267,8 +279,8 @@ func TestStatusCommitAfterAmend(t *testing.T) {
 	forEachWorld(t, func(t *testing.T, w *opsWorld) {
 		ctx := t.Context()
 		push(t, w, 1, "latest", engine.Pinned)
-		m := msg("w2", 2, "latest")
-		m.Repository, m.Digest = webRepo, digest(2)
+		m := w.message(2, "latest")
+		m.ID, m.Repository, m.Digest = "w2", webRepo, digest(2)
 		if res, err := w.eng.Push(ctx, m); err != nil || res.Outcome != engine.Pinned {
 			t.Fatalf("push web: %+v, %v", res, err)
 		}

@@ -3,7 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
-	"log/slog"
+	"github.com/pinroll/pinroll/internal/logging"
 	"slices"
 	"time"
 
@@ -181,6 +181,6 @@ func (e *Engine) branchStatus(ctx context.Context, branch string) (BranchStatus,
 // of the tip's rolling commit anyway: it is logged, not returned.
 func (e *Engine) repoint(ctx context.Context, old, commit string) {
 	if _, err := e.ledger.RepointPins(ctx, map[string]string{old: commit}); err != nil {
-		slog.WarnContext(ctx, "repoint pins after an amend failed", "old", old, "commit", commit, "error", err.Error())
+		logging.Logger(ctx).Warn("repoint pins after an amend failed", "old", old, "commit", commit, "error", err.Error())
 	}
 }

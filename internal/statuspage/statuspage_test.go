@@ -12,7 +12,6 @@ import (
 	"github.com/pinroll/pinroll/internal/config"
 	"github.com/pinroll/pinroll/internal/demo"
 	"github.com/pinroll/pinroll/internal/engine"
-	"github.com/pinroll/pinroll/internal/gar"
 	"github.com/pinroll/pinroll/internal/gitops/local"
 	"github.com/pinroll/pinroll/internal/ledger/bolt"
 	"github.com/pinroll/pinroll/internal/statuspage"
@@ -56,7 +55,7 @@ environments:
 	eng := engine.New(engine.Options{Config: cfg, Ledger: l, Repo: r})
 	ctx := t.Context()
 	pushed := func(n int, tag string) {
-		m := gar.Message{ID: fmt.Sprintf("m%d", n), PublishTime: time.Now().Add(time.Duration(n-10) * time.Minute), Action: "INSERT",
+		m := engine.ImagePush{ID: fmt.Sprintf("m%d", n), PublishTime: time.Now().Add(time.Duration(n-10) * time.Minute), Action: "INSERT",
 			Repository: repository, Digest: digestOf(n), Tag: tag}
 		if _, err := eng.Push(ctx, m); err != nil {
 			t.Fatal(err)
