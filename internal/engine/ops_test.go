@@ -2,182 +2,34 @@ package engine_test
 
 import (
 	"errors"
-	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/pinroll/pinroll/internal/config"
-	"github.com/pinroll/pinroll/internal/demo"
 	"github.com/pinroll/pinroll/internal/engine"
 	"github.com/pinroll/pinroll/internal/gitops"
-	"github.com/pinroll/pinroll/internal/gitops/github"
-	"github.com/pinroll/pinroll/internal/gitops/local"
 	"github.com/pinroll/pinroll/internal/ledger"
-	"github.com/pinroll/pinroll/internal/ledger/bolt"
-	"github.com/pinroll/pinroll/internal/ledger/firestore"
-	"github.com/pinroll/pinroll/internal/testing/emulator"
-	"github.com/pinroll/pinroll/internal/testing/fakegithub"
-	"github.com/pinroll/pinroll/internal/testing/gittest"
+	"github.com/pinroll/pinroll/internal/testing/worlds"
 )
 
-const (
-	devKustomization  = "k8s/namespaces/backend/overlays/dev/kustomization.yaml"
-	prodKustomization = "k8s/namespaces/backend/overlays/prod/kustomization.yaml"
-	webRepo           = "asia-northeast2-docker.pkg.dev/PROJECT/frontend/web"
+type opsWorld = worlds.World
+
+var (
+	digest            = worlds.Digest
+	devKustomization  = worlds.DevKustomization
+	prodKustomization = worlds.ProdKustomization
 )
-
-// opsConfig has dev track latest and prod take releases of acme/backend,
-// both on main; dev carries a second image, web, so that two images share
-// dev's rolling commit.
-func opsConfig(t testing.TB, repoURL string) *config.Config {
-	t.Helper()
-	c, err := config.Parse(fmt.Appendf(nil, `git: {repo: %s, author: {name: pinroll, email: pinroll@example.com}}
-images:
-  - {name: server, repository: %s, source: acme/backend}
-  - {name: web, repository: %s}
-environments:
-  - {name: dev, path: k8s/namespaces/backend/overlays/dev, track: latest}
-  - {name: prod, path: k8s/namespaces/backend/overlays/prod, images: [server], release: {}}
-`, repoURL, repo, webRepo))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-// commitInfo is what the ops tests look at in a commit.
-type commitInfo struct {
-	SHA     string
-	Parents []string
-	Message string
-}
-
-// opsWorld is an engine over one of the three worlds pinroll runs in, with
-// views of the branch main and of the ledger.
-type opsWorld struct {
-	base   time.Time // push n is published at base + n seconds
-	eng    *engine.Engine
-	ledger ledger.Ledger
-	log    func(t *testing.T) []commitInfo     // main, first parents, newest first
-	file   func(t *testing.T, p string) string // at the tip of main
-}
-
-// worlds are the three worlds: a local repository with bbolt, the fake
-// GitHub with bbolt, a local repository with the Firestore emulator.
-var worlds = []struct {
-	name string
-	open func(t *testing.T) *opsWorld
-}{
-	{"local+bolt", func(t *testing.T) *opsWorld { return openLocal(t, openBolt(t)) }},
-	{"github+bolt", openGitHub},
-	{"local+firestore", func(t *testing.T) *opsWorld {
-		emulator.Firestore(t)
-		l, err := firestore.Open(t.Context(), emulator.ProjectID(t), "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { l.Close() })
-		return openLocal(t, l)
-	}},
-}
-
-func openBolt(t *testing.T) ledger.Ledger {
-	l, err := bolt.Open(filepath.Join(t.TempDir(), "ledger.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	return l
-}
-
-func openLocal(t *testing.T, l ledger.Ledger) *opsWorld {
-	gitDir := filepath.Join(t.TempDir(), "gitops.git")
-	if _, err := demo.Seed(gitDir, "main"); err != nil {
-		t.Fatal(err)
-	}
-	r, err := local.Open(gitDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &opsWorld{
-		base:   time.Now(),
-		eng:    engine.New(engine.Options{Config: opsConfig(t, gitDir), Ledger: l, Repo: r, Backoff: time.Millisecond}),
-		ledger: l,
-		log: func(t *testing.T) []commitInfo {
-			var out []commitInfo
-			for _, c := range gittest.Log(t, gitDir, "main") {
-				out = append(out, commitInfo{c.SHA, c.Parents, c.Message})
-			}
-			return out
-		},
-		file: func(t *testing.T, p string) string { return string(gittest.File(t, gitDir, "main", p)) },
-	}
-}
-
-func openGitHub(t *testing.T) *opsWorld {
-	gh := fakegithub.New(t, "acme", "cloud-provisioning", "main", demo.Files())
-	r, err := github.New(github.Options{Repo: gh.RepoURL(), APIURL: gh.URL(), Token: gh.Token()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := openBolt(t)
-	return &opsWorld{
-		base:   time.Now(),
-		eng:    engine.New(engine.Options{Config: opsConfig(t, gh.RepoURL()), Ledger: l, Repo: r, Backoff: time.Millisecond}),
-		ledger: l,
-		log: func(t *testing.T) []commitInfo {
-			var out []commitInfo
-			for _, c := range gh.Log("main") {
-				out = append(out, commitInfo{c.SHA, c.Parents, c.Message})
-			}
-			return out
-		},
-		file: func(t *testing.T, p string) string { return string(gh.File("main", p)) },
-	}
-}
-
-// forEachWorld runs test in each world, in parallel.
-func forEachWorld(t *testing.T, test func(t *testing.T, w *opsWorld)) {
-	t.Helper()
-	for _, wd := range worlds {
-		t.Run(wd.name, func(t *testing.T) {
-			t.Parallel()
-			test(t, wd.open(t))
-		})
-	}
-}
-
-func digest(n int) string { return fmt.Sprintf("sha256:%064x", n) }
-
-// message is push n of tag: published n seconds after the world began,
-// so that it is newer than what operators did before (their pins are dated
-// by the engine's clock, as real pushes are).
-func (w *opsWorld) message(n int, tag string) engine.ImagePush {
-	m := msg(fmt.Sprintf("m%d", n), n, tag)
-	m.PublishTime = w.base.Add(time.Duration(n) * time.Second)
-	return m
-}
 
 func push(t *testing.T, w *opsWorld, n int, tag string, want engine.Outcome) engine.Result {
 	t.Helper()
-	res, err := w.eng.Push(t.Context(), w.message(n, tag))
-	if err != nil {
-		t.Fatalf("push %d: %v", n, err)
-	}
-	if res.Outcome != want {
-		t.Fatalf("push %d: outcome %s (%+v), want %s", n, res.Outcome, res, want)
-	}
-	return res
+	return w.Push(t, n, tag, want)
 }
 
-func kindOf(c commitInfo) gitops.Kind { return gitops.ParseMessage(c.Message).Kind }
+func kindOf(c worlds.Commit) gitops.Kind { return gitops.ParseMessage(c.Message).Kind }
 
 func pinStatus(t *testing.T, w *opsWorld, env, image string) engine.PinStatus {
 	t.Helper()
-	st, err := w.eng.Status(t.Context())
+	st, err := w.Engine.Status(t.Context())
 	if err != nil {
 		t.Fatalf("status: %v", err)
 	}
@@ -197,19 +49,19 @@ func pinStatus(t *testing.T, w *opsWorld, env, image string) engine.PinStatus {
 // appending above the manual commit, which is never amended.
 func TestRollbackHoldResume(t *testing.T) {
 	t.Parallel()
-	forEachWorld(t, func(t *testing.T, w *opsWorld) {
+	worlds.Each(t, func(t *testing.T, w *opsWorld) {
 		ctx := t.Context()
 		for n := 1; n <= 3; n++ {
 			push(t, w, n, "latest", engine.Pinned)
 		}
-		if log := w.log(t); len(log) != 2 || kindOf(log[0]) != gitops.KindRolling {
+		if log := w.Log(t); len(log) != 2 || kindOf(log[0]) != gitops.KindRolling {
 			t.Fatalf("three pins: %d commits, want the seed and one rolling commit", len(log))
 		}
-		res, err := w.eng.Deploy(ctx, engine.Deploy{Env: "dev", Image: "server", Rollback: 1, Hold: true, Reason: "incident 42"})
+		res, err := w.Engine.Deploy(ctx, engine.Deploy{Env: "dev", Image: "server", Rollback: 1, Hold: true, Reason: "incident 42"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		log := w.log(t)
+		log := w.Log(t)
 		manual := log[0]
 		if res.Outcome != engine.Pinned || res.Digest != digest(2) || !res.Held || res.Commit != manual.SHA {
 			t.Fatalf("rollback: %+v; want digest 2 pinned, held, at the tip %s", res, manual.SHA)
@@ -217,16 +69,16 @@ func TestRollbackHoldResume(t *testing.T) {
 		if len(log) != 3 || kindOf(manual) != gitops.KindManual || !strings.Contains(manual.Message, "incident 42") {
 			t.Fatalf("rollback commit: %d commits, tip %q", len(log), manual.Message)
 		}
-		if f := w.file(t, devKustomization); !strings.Contains(f, digest(2)) || strings.Contains(f, digest(3)) {
+		if f := w.File(t, devKustomization); !strings.Contains(f, digest(2)) || strings.Contains(f, digest(3)) {
 			t.Fatalf("dev overlay after the rollback:\n%s", f)
 		}
 
 		// Held: the push is recorded, answered held, and changes nothing.
 		push(t, w, 4, "latest", engine.Held)
-		if got := w.log(t); got[0].SHA != manual.SHA || len(got) != 3 {
+		if got := w.Log(t); got[0].SHA != manual.SHA || len(got) != 3 {
 			t.Fatalf("a held push committed: tip %s", got[0].SHA)
 		}
-		if _, ok, err := w.ledger.Digest(ctx, "server", digest(4)); err != nil || !ok {
+		if _, ok, err := w.Ledger.Digest(ctx, "server", digest(4)); err != nil || !ok {
 			t.Fatalf("the held push's digest was not recorded: %v %v", ok, err)
 		}
 		ps := pinStatus(t, w, "dev", "server")
@@ -236,11 +88,11 @@ func TestRollbackHoldResume(t *testing.T) {
 		}
 
 		// Resume catches up at once with a rolling commit above the manual one.
-		res, err = w.eng.Resume(ctx, "dev", "server")
+		res, err = w.Engine.Resume(ctx, "dev", "server")
 		if err != nil {
 			t.Fatal(err)
 		}
-		log = w.log(t)
+		log = w.Log(t)
 		if res.Outcome != engine.Pinned || res.Digest != digest(4) || res.Held || res.Commit != log[0].SHA {
 			t.Fatalf("resume: %+v", res)
 		}
@@ -249,7 +101,7 @@ func TestRollbackHoldResume(t *testing.T) {
 		}
 		// The next push amends the rolling commit, never the manual one.
 		push(t, w, 5, "latest", engine.Pinned)
-		log = w.log(t)
+		log = w.Log(t)
 		if len(log) != 4 || log[1].SHA != manual.SHA || log[0].Parents[0] != manual.SHA {
 			t.Fatalf("after the resume, a push must amend the rolling commit above the manual one: %d commits", len(log))
 		}
@@ -257,16 +109,16 @@ func TestRollbackHoldResume(t *testing.T) {
 			t.Fatalf("status after resume: %+v, want digest 5 at %s", ps, log[0].SHA)
 		}
 		// Rollback 2 skips repeats: history is 5, 4, 2, 3, 2, 1 → 4, then 2.
-		res, err = w.eng.Deploy(ctx, engine.Deploy{Env: "dev", Image: "server", Rollback: 2})
+		res, err = w.Engine.Deploy(ctx, engine.Deploy{Env: "dev", Image: "server", Rollback: 2})
 		if err != nil || res.Digest != digest(2) || res.Held {
 			t.Fatalf("rollback 2: %+v, %v; want digest 2, not held", res, err)
 		}
-		if _, err := w.eng.Deploy(ctx, engine.Deploy{Env: "dev", Image: "server", Rollback: 5}); !errors.Is(err, engine.ErrConflict) {
+		if _, err := w.Engine.Deploy(ctx, engine.Deploy{Env: "dev", Image: "server", Rollback: 5}); !errors.Is(err, engine.ErrConflict) {
 			t.Fatalf("rollback deeper than history: %v, want ErrConflict", err)
 		}
 		// Without a hold, the next newer push replaces the manual pin.
 		push(t, w, 6, "latest", engine.Pinned)
-		if log := w.log(t); len(log) != 6 || kindOf(log[1]) != gitops.KindManual {
+		if log := w.Log(t); len(log) != 6 || kindOf(log[1]) != gitops.KindManual {
 			t.Fatalf("a push after an unheld manual pin must append: %d commits", len(log))
 		}
 	})
@@ -276,15 +128,14 @@ func TestRollbackHoldResume(t *testing.T) {
 // the second amends it, both pins name the amended commit.
 func TestStatusCommitAfterAmend(t *testing.T) {
 	t.Parallel()
-	forEachWorld(t, func(t *testing.T, w *opsWorld) {
+	worlds.Each(t, func(t *testing.T, w *opsWorld) {
 		ctx := t.Context()
 		push(t, w, 1, "latest", engine.Pinned)
-		m := w.message(2, "latest")
-		m.ID, m.Repository, m.Digest = "w2", webRepo, digest(2)
-		if res, err := w.eng.Push(ctx, m); err != nil || res.Outcome != engine.Pinned {
+		m := w.Message(2, worlds.WebRepo, "latest")
+		if res, err := w.Engine.Push(ctx, m); err != nil || res.Outcome != engine.Pinned {
 			t.Fatalf("push web: %+v, %v", res, err)
 		}
-		log := w.log(t)
+		log := w.Log(t)
 		if len(log) != 2 {
 			t.Fatalf("%d commits, want one rolling commit on the seed", len(log))
 		}
@@ -292,11 +143,11 @@ func TestStatusCommitAfterAmend(t *testing.T) {
 			if ps := pinStatus(t, w, "dev", image); ps.Commit != log[0].SHA {
 				t.Errorf("status dev/%s commit %s, want the amended tip %s", image, ps.Commit, log[0].SHA)
 			}
-			if p, _, err := w.ledger.Pin(ctx, "dev", image); err != nil || p.Commit != log[0].SHA {
+			if p, _, err := w.Ledger.Pin(ctx, "dev", image); err != nil || p.Commit != log[0].SHA {
 				t.Errorf("ledger pin dev/%s commit %s, %v; want %s", image, p.Commit, err, log[0].SHA)
 			}
 		}
-		st, err := w.eng.Status(ctx)
+		st, err := w.Engine.Status(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -311,11 +162,11 @@ func TestStatusCommitAfterAmend(t *testing.T) {
 // promotion and is applied by the resume.
 func TestReleaseManualLowerHoldResume(t *testing.T) {
 	t.Parallel()
-	forEachWorld(t, func(t *testing.T, w *opsWorld) {
+	worlds.Each(t, func(t *testing.T, w *opsWorld) {
 		ctx := t.Context()
 		release := func(tag string, want engine.Outcome) {
 			t.Helper()
-			res, err := w.eng.Release(ctx, engine.Release{Delivery: "d-" + tag, Action: "published", Repository: "acme/backend", Tag: tag})
+			res, err := w.Engine.Release(ctx, engine.Release{Delivery: "d-" + tag, Action: "published", Repository: "acme/backend", Tag: tag})
 			if err != nil || res.Outcome != want {
 				t.Fatalf("release %s: %+v, %v; want %s", tag, res, err, want)
 			}
@@ -324,31 +175,31 @@ func TestReleaseManualLowerHoldResume(t *testing.T) {
 		push(t, w, 4, "v1.2.4", engine.Recorded)
 		release("v1.2.4", engine.Pinned)
 		release("v1.2.3", engine.Ignored) // never lower automatically
-		res, err := w.eng.Deploy(ctx, engine.Deploy{Env: "prod", Image: "server", Tag: "v1.2.3", Hold: true, Reason: "v1.2.4 breaks checkout"})
+		res, err := w.Engine.Deploy(ctx, engine.Deploy{Env: "prod", Image: "server", Tag: "v1.2.3", Hold: true, Reason: "v1.2.4 breaks checkout"})
 		if err != nil || res.Outcome != engine.Pinned || res.Digest != digest(3) || res.Tag != "v1.2.3" || !res.Held {
 			t.Fatalf("manual deploy of a lower version: %+v, %v", res, err)
 		}
-		if f := w.file(t, prodKustomization); !strings.Contains(f, digest(3)) || !strings.Contains(f, "v1.2.3") {
+		if f := w.File(t, prodKustomization); !strings.Contains(f, digest(3)) || !strings.Contains(f, "v1.2.3") {
 			t.Fatalf("prod overlay:\n%s", f)
 		}
-		tip := w.log(t)[0].SHA
+		tip := w.Log(t)[0].SHA
 		push(t, w, 5, "v1.2.5", engine.Recorded)
 		release("v1.2.5", engine.Held)
-		if w.log(t)[0].SHA != tip {
+		if w.Log(t)[0].SHA != tip {
 			t.Fatal("a held release committed")
 		}
-		st, err := w.eng.Status(ctx)
+		st, err := w.Engine.Status(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(st.Promotions) != 1 || st.Promotions[0].Tag != "v1.2.5" || st.Promotions[0].State != "pending" {
 			t.Fatalf("promotions while held: %+v", st.Promotions)
 		}
-		res, err = w.eng.Resume(ctx, "prod", "server")
-		if err != nil || res.Outcome != engine.Pinned || res.Digest != digest(5) || res.Commit != w.log(t)[0].SHA {
+		res, err = w.Engine.Resume(ctx, "prod", "server")
+		if err != nil || res.Outcome != engine.Pinned || res.Digest != digest(5) || res.Commit != w.Log(t)[0].SHA {
 			t.Fatalf("resume prod: %+v, %v", res, err)
 		}
-		if st, err := w.eng.Status(ctx); err != nil || len(st.Promotions) != 0 {
+		if st, err := w.Engine.Status(ctx); err != nil || len(st.Promotions) != 0 {
 			t.Fatalf("promotions after resume: %+v, %v", st.Promotions, err)
 		}
 	})
@@ -358,15 +209,15 @@ func TestReleaseManualLowerHoldResume(t *testing.T) {
 // without gaps or overlaps, filtered by env and image.
 func TestHistoryPaging(t *testing.T) {
 	t.Parallel()
-	forEachWorld(t, func(t *testing.T, w *opsWorld) {
+	worlds.Each(t, func(t *testing.T, w *opsWorld) {
 		ctx := t.Context()
 		for n := 1; n <= 7; n++ {
 			push(t, w, n, "latest", engine.Pinned)
 		}
-		if _, err := w.eng.Deploy(ctx, engine.Deploy{Env: "dev", Image: "server", Rollback: 3}); err != nil {
+		if _, err := w.Engine.Deploy(ctx, engine.Deploy{Env: "dev", Image: "server", Rollback: 3}); err != nil {
 			t.Fatal(err)
 		}
-		all, err := w.eng.History(ctx, engine.HistoryQuery{Env: "dev", Limit: engine.MaxHistoryLimit})
+		all, err := w.Engine.History(ctx, engine.HistoryQuery{Env: "dev", Limit: engine.MaxHistoryLimit})
 		if err != nil || len(all.Entries) != 8 || all.Next != "" {
 			t.Fatalf("whole history: %d entries, next %q, %v", len(all.Entries), all.Next, err)
 		}
@@ -376,7 +227,7 @@ func TestHistoryPaging(t *testing.T) {
 		for _, q := range []engine.HistoryQuery{{Limit: 3}, {Env: "dev", Limit: 3}, {Env: "dev", Image: "server", Limit: 1}, {Image: "server", Limit: 5}} {
 			var got []engine.HistoryEntry
 			for pages := 0; ; pages++ {
-				page, err := w.eng.History(ctx, q)
+				page, err := w.Engine.History(ctx, q)
 				if err != nil || pages > 10 {
 					t.Fatalf("%+v: %v after %d pages", q, err, pages)
 				}
@@ -396,7 +247,7 @@ func TestHistoryPaging(t *testing.T) {
 // TestOpsErrors: each error an operator can get, as the engine's sentinel.
 func TestOpsErrors(t *testing.T) {
 	t.Parallel()
-	w := openLocal(t, openBolt(t))
+	w := worlds.OpenLocal(t, worlds.OpenBolt(t))
 	ctx := t.Context()
 	push(t, w, 1, "latest", engine.Pinned)
 	tests := []struct {
@@ -405,53 +256,53 @@ func TestOpsErrors(t *testing.T) {
 		want error
 	}{
 		{"unknown env", func() error {
-			_, err := w.eng.Deploy(ctx, engine.Deploy{Env: "qa", Image: "server", Digest: digest(1)})
+			_, err := w.Engine.Deploy(ctx, engine.Deploy{Env: "qa", Image: "server", Digest: digest(1)})
 			return err
 		}, engine.ErrNotFound},
 		{"unknown image", func() error {
-			_, err := w.eng.Deploy(ctx, engine.Deploy{Env: "dev", Image: "db", Digest: digest(1)})
+			_, err := w.Engine.Deploy(ctx, engine.Deploy{Env: "dev", Image: "db", Digest: digest(1)})
 			return err
 		}, engine.ErrNotFound},
-		{"image not carried", func() error { _, err := w.eng.Resume(ctx, "prod", "web"); return err }, engine.ErrNotFound},
+		{"image not carried", func() error { _, err := w.Engine.Resume(ctx, "prod", "web"); return err }, engine.ErrNotFound},
 		{"digest and tag", func() error {
-			_, err := w.eng.Deploy(ctx, engine.Deploy{Env: "dev", Image: "server", Digest: digest(1), Tag: "latest"})
+			_, err := w.Engine.Deploy(ctx, engine.Deploy{Env: "dev", Image: "server", Digest: digest(1), Tag: "latest"})
 			return err
 		}, engine.ErrBadRequest},
-		{"nothing to deploy", func() error { _, err := w.eng.Deploy(ctx, engine.Deploy{Env: "dev", Image: "server"}); return err }, engine.ErrBadRequest},
+		{"nothing to deploy", func() error { _, err := w.Engine.Deploy(ctx, engine.Deploy{Env: "dev", Image: "server"}); return err }, engine.ErrBadRequest},
 		{"malformed digest", func() error {
-			_, err := w.eng.Deploy(ctx, engine.Deploy{Env: "dev", Image: "server", Digest: "sha256:xyz"})
+			_, err := w.Engine.Deploy(ctx, engine.Deploy{Env: "dev", Image: "server", Digest: "sha256:xyz"})
 			return err
 		}, engine.ErrBadRequest},
 		{"negative rollback", func() error {
-			_, err := w.eng.Deploy(ctx, engine.Deploy{Env: "dev", Image: "server", Rollback: -1})
+			_, err := w.Engine.Deploy(ctx, engine.Deploy{Env: "dev", Image: "server", Rollback: -1})
 			return err
 		}, engine.ErrBadRequest},
 		{"unknown digest", func() error {
-			_, err := w.eng.Deploy(ctx, engine.Deploy{Env: "dev", Image: "server", Digest: digest(9)})
+			_, err := w.Engine.Deploy(ctx, engine.Deploy{Env: "dev", Image: "server", Digest: digest(9)})
 			return err
 		}, engine.ErrUnprocessable},
 		{"unknown tag", func() error {
-			_, err := w.eng.Deploy(ctx, engine.Deploy{Env: "dev", Image: "server", Tag: "v9.9.9"})
+			_, err := w.Engine.Deploy(ctx, engine.Deploy{Env: "dev", Image: "server", Tag: "v9.9.9"})
 			return err
 		}, engine.ErrUnprocessable},
 		{"rollback without history", func() error {
-			_, err := w.eng.Deploy(ctx, engine.Deploy{Env: "dev", Image: "server", Rollback: 1})
+			_, err := w.Engine.Deploy(ctx, engine.Deploy{Env: "dev", Image: "server", Rollback: 1})
 			return err
 		}, engine.ErrConflict},
 		{"rollback without pin", func() error {
-			_, err := w.eng.Deploy(ctx, engine.Deploy{Env: "prod", Image: "server", Rollback: 1})
+			_, err := w.Engine.Deploy(ctx, engine.Deploy{Env: "prod", Image: "server", Rollback: 1})
 			return err
 		}, engine.ErrConflict},
-		{"history: bad cursor", func() error { _, err := w.eng.History(ctx, engine.HistoryQuery{Before: "!!"}); return err }, engine.ErrBadRequest},
-		{"history: bad limit", func() error { _, err := w.eng.History(ctx, engine.HistoryQuery{Limit: -1}); return err }, engine.ErrBadRequest},
-		{"history: unknown env", func() error { _, err := w.eng.History(ctx, engine.HistoryQuery{Env: "qa"}); return err }, engine.ErrNotFound},
+		{"history: bad cursor", func() error { _, err := w.Engine.History(ctx, engine.HistoryQuery{Before: "!!"}); return err }, engine.ErrBadRequest},
+		{"history: bad limit", func() error { _, err := w.Engine.History(ctx, engine.HistoryQuery{Limit: -1}); return err }, engine.ErrBadRequest},
+		{"history: unknown env", func() error { _, err := w.Engine.History(ctx, engine.HistoryQuery{Env: "qa"}); return err }, engine.ErrNotFound},
 	}
 	for _, tc := range tests {
 		if err := tc.run(); !errors.Is(err, tc.want) {
 			t.Errorf("%s: error %v, want %v", tc.name, err, tc.want)
 		}
 	}
-	if log := w.log(t); len(log) != 2 {
+	if log := w.Log(t); len(log) != 2 {
 		t.Errorf("refused requests committed: %d commits", len(log))
 	}
 }
