@@ -35,19 +35,24 @@ type resumeRequest struct {
 	Image string `json:"image"`
 }
 
-// routeOps registers the ops routes behind the ops auth.
+// routeOps registers the ops routes behind the ops auth, on the server's mux
+// and on the ops-only mux of [Server.HandleOps].
 func (s *Server) routeOps() {
-	s.mux.Handle("POST /deploy", s.auth.Require(http.HandlerFunc(s.handleDeploy)))
-	s.mux.Handle("POST /resume", s.auth.Require(http.HandlerFunc(s.handleResume)))
-	s.mux.Handle("GET /status", s.auth.Require(http.HandlerFunc(s.handleStatus)))
-	s.mux.Handle("GET /history", s.auth.Require(http.HandlerFunc(s.handleHistory)))
-	s.mux.Handle("GET /{$}", s.auth.Require(http.HandlerFunc(s.handlePage)))
+	s.ops = http.NewServeMux()
+	for _, mux := range []*http.ServeMux{s.mux, s.ops} {
+		mux.Handle("POST /deploy", s.auth.Require(http.HandlerFunc(s.handleDeploy)))
+		mux.Handle("POST /resume", s.auth.Require(http.HandlerFunc(s.handleResume)))
+		mux.Handle("GET /status", s.auth.Require(http.HandlerFunc(s.handleStatus)))
+		mux.Handle("GET /history", s.auth.Require(http.HandlerFunc(s.handleHistory)))
+		mux.Handle("GET /{$}", s.auth.Require(http.HandlerFunc(s.handlePage)))
+	}
+	s.ops.HandleFunc("GET /healthz", healthz)
 }
 
-// HandleOps serves the ops routes alone (deploy, resume, status, history and
-// the page), for the Ops function target. The caller applies no auth: the
-// routes carry their own.
-func (s *Server) HandleOps(w http.ResponseWriter, r *http.Request) { s.ServeHTTP(w, r) }
+// HandleOps serves the ops routes alone (deploy, resume, status, history,
+// the page and /healthz), for the Ops function target (SPEC §4.5): the other
+// routes are not found there.
+func (s *Server) HandleOps(w http.ResponseWriter, r *http.Request) { s.serve(s.ops, w, r) }
 
 func (s *Server) handleDeploy(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()

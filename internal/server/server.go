@@ -46,6 +46,7 @@ type Server struct {
 	webhookSecret string
 	project       string
 	mux           *http.ServeMux
+	ops           *http.ServeMux // the ops routes alone (HandleOps)
 }
 
 // New returns a server routing to the engine.
@@ -57,9 +58,7 @@ func New(o Options) *Server {
 	if s.auth == nil {
 		s.auth = &Auth{}
 	}
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
+	s.mux.HandleFunc("GET /healthz", healthz)
 	s.mux.Handle("POST /gar", s.auth.Require(http.HandlerFunc(s.handleGAR)))
 	// The public webhook is authenticated by its HMAC signature, not IAM.
 	s.mux.HandleFunc("POST /github", s.HandleGitHub)
@@ -67,15 +66,22 @@ func New(o Options) *Server {
 	return s
 }
 
+func healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.serve(s.mux, w, r) }
+
+// serve routes r with mux, with the request's logger and deadline.
+func (s *Server) serve(mux *http.ServeMux, w http.ResponseWriter, r *http.Request) {
 	l := s.log
 	if tr := logging.Trace(r, s.project); tr != "" {
 		l = l.With(logging.TraceKey, tr)
 	}
 	ctx, cancel := context.WithTimeout(logging.WithLogger(r.Context(), l), RequestTimeout)
 	defer cancel()
-	s.mux.ServeHTTP(w, r.WithContext(ctx))
+	mux.ServeHTTP(w, r.WithContext(ctx))
 }
 
 // writeEngineError answers an engine error with its status. This is the one
