@@ -5,13 +5,16 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/pinroll/pinroll/internal/app"
 	"github.com/pinroll/pinroll/internal/config"
+	"github.com/pinroll/pinroll/internal/gitops"
 	"github.com/pinroll/pinroll/internal/logging"
 	"github.com/pinroll/pinroll/internal/server"
 )
@@ -28,16 +31,38 @@ func init() {
 // ./pinroll.yaml) and opens the app it describes, logging JSON to stdout: the
 // start of every command that runs pinroll in process (serve, watch).
 func openApp(ctx context.Context, env *cliEnv, cfgFlag string) (*app.App, *slog.Logger, error) {
-	cfg, err := config.Load(config.Path(cfgFlag, env.getenv), env.getenv)
+	cfg, err := loadConfig(env, cfgFlag)
 	if err != nil {
 		return nil, nil, err
 	}
 	log := logging.New(env.stdout, slog.LevelInfo)
 	a, err := app.Open(ctx, cfg, env.getenv, log)
+	if errors.Is(err, gitops.ErrNotFound) && !strings.Contains(cfg.Git.Repo, "://") {
+		return nil, nil, fmt.Errorf("%w; to try pinroll locally, seed the demo repository with `pinroll demo%s` first", err, configArg(cfgFlag))
+	}
 	if err != nil {
 		return nil, nil, err
 	}
 	return a, log, nil
+}
+
+// loadConfig loads the config (--config, else $PINROLL_CONFIG, else
+// ./pinroll.yaml); a missing file says how to name one.
+func loadConfig(env *cliEnv, cfgFlag string) (*config.Config, error) {
+	path := config.Path(cfgFlag, env.getenv)
+	cfg, err := config.Load(path, env.getenv)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("no config file at %s: pass --config FILE or set $PINROLL_CONFIG (examples/pinroll.yaml is the demo's)", path)
+	}
+	return cfg, err
+}
+
+// configArg is " --config F" when the user gave one, for hints.
+func configArg(cfgFlag string) string {
+	if cfgFlag == "" {
+		return ""
+	}
+	return " --config " + cfgFlag
 }
 
 func serve(ctx context.Context, env *cliEnv, args []string) error {
