@@ -30,7 +30,7 @@ func newGitHubFixture(t testing.TB, files map[string][]byte) *ghFixture {
 		files = demo.Files()
 	}
 	gh := fakegithub.New(t, "acme", "cloud-provisioning", "main", files)
-	repo, err := github.New(github.Options{Repo: gh.RepoURL(), APIURL: gh.URL(), Token: gh.Token()})
+	repo, err := github.New(github.Options{Repo: gh.RepoURL(), APIURL: gh.URL(), Token: gh.Token(), WritesPerMinute: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

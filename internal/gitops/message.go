@@ -30,11 +30,11 @@ const (
 
 // Pin is one pin carried by a commit.
 type Pin struct {
-	Env    string
-	Image  string
-	Digest string
-	Tag    string
-	Time   time.Time
+	Env    string    `json:"env"`
+	Image  string    `json:"image"`
+	Digest string    `json:"digest"`
+	Tag    string    `json:"tag,omitempty"`
+	Time   time.Time `json:"time"`
 }
 
 // ShortDigest is "sha256:" and the first 12 hex digits of a digest.

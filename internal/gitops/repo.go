@@ -1,7 +1,7 @@
 // Package gitops plans and writes pinroll's commits (SPEC §6): the rolling
 // commit that is amended while it is the branch tip, release and manual
-// commits, their messages and trailers, and the compare-and-swap loop that
-// moves a branch. It works over the small [Repo] interface; gitops/local and
+// commits, their messages and trailers, the compare-and-swap loop that
+// moves a branch, and the weekly squash ([PlanSquash], [Squasher]). It works over the small [Repo] interface; gitops/local and
 // gitops/github are its two backends. It never parses YAML: callers hand it
 // the new file contents.
 package gitops
@@ -38,6 +38,9 @@ type Commit struct {
 	Parents []string
 	Message string
 	Author  Signature
+	// Committer and Signed are filled by [Repo.History] and [Repo.ReadCommit].
+	Committer Signature
+	Signed    bool // the commit carries a signature (gpgsig)
 }
 
 // Snapshot is the tip of a branch with the files asked for.
@@ -72,4 +75,26 @@ type Repo interface {
 	// (compare-and-swap; to need not descend from from). It returns an error
 	// wrapping ErrConflict when the branch has moved.
 	MoveBranch(ctx context.Context, branch, from, to string) error
+
+	// History returns the first-parent history of branch, newest first, each
+	// commit with the content of paths at it (absent paths absent from
+	// Files). It stops after the first commit for which stop returns true,
+	// or after the root commit.
+	History(ctx context.Context, branch string, stop func(Commit) bool, paths ...string) ([]Snapshot, error)
+	// ReadCommit returns the commit sha and the content of paths at it.
+	ReadCommit(ctx context.Context, sha string, paths ...string) (Snapshot, error)
+	// ListRefs returns every ref whose full name starts with prefix (such as
+	// "refs/pinroll/backup/main/"), mapped to the object it points at.
+	ListRefs(ctx context.Context, prefix string) (map[string]string, error)
+	// UpdateRefs applies every update in one atomic compare-and-swap: all of
+	// them or none. It returns an error wrapping ErrConflict when any ref is
+	// not where its update expects it.
+	UpdateRefs(ctx context.Context, updates []RefUpdate) error
+}
+
+// RefUpdate is one ref change of [Repo.UpdateRefs].
+type RefUpdate struct {
+	Ref  string // full name, such as "refs/heads/main"
+	From string // the value the ref must have now; "" means it must not exist
+	To   string // the new value; "" deletes the ref
 }

@@ -73,6 +73,10 @@ type Options struct {
 	// MaxWait caps a single rate-limit wait; default one minute. A longer
 	// wait fails the call with [ErrRateLimited] at once.
 	MaxWait time.Duration
+	// WritesPerMinute paces content-creating requests (CreateTree,
+	// CreateCommit, CreateBlob) under GitHub's secondary limit: 0 means 80
+	// a minute, a negative number unpaced (tests, benchmarks).
+	WritesPerMinute int
 }
 
 // Repo is a GitHub repository as a [gitops.Repo]. It is safe for concurrent
@@ -85,6 +89,7 @@ type Repo struct {
 	lim         *limiter
 	log         *slog.Logger
 	secrets     []string
+	pace        *pacer // nil: unpaced
 
 	mu     sync.Mutex
 	repoID string // GraphQL node ID, cached from the first query
@@ -159,6 +164,7 @@ func New(o Options) (*Repo, error) {
 		owner: owner, name: name,
 		rest: rest, http: client, graphqlURL: gqlURL,
 		lim: lim, log: log, secrets: secrets,
+		pace: newPacer(o.WritesPerMinute),
 	}, nil
 }
 

@@ -44,7 +44,7 @@ func newFake(t *testing.T, files map[string][]byte) *fakegithub.Server {
 // options before New.
 func newRepo(t *testing.T, f *fakegithub.Server, opts ...func(*Options)) *Repo {
 	t.Helper()
-	o := Options{Repo: f.RepoURL(), APIURL: f.URL(), Token: f.Token()}
+	o := Options{Repo: f.RepoURL(), APIURL: f.URL(), Token: f.Token(), WritesPerMinute: -1}
 	for _, fn := range opts {
 		fn(&o)
 	}

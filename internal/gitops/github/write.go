@@ -60,6 +60,9 @@ func (r *Repo) writeCommit(ctx context.Context, c gitops.NewCommit) (string, err
 			}
 			entries = append(entries, e)
 		}
+		if err := r.pace.wait(ctx); err != nil {
+			return "", err
+		}
 		var t *gh.Tree
 		err := r.restCall(ctx, func() (*ghResponse, error) {
 			var resp *ghResponse
@@ -89,6 +92,9 @@ func (r *Repo) writeCommit(ctx context.Context, c gitops.NewCommit) (string, err
 	for _, p := range c.Parents {
 		commit.Parents = append(commit.Parents, &gh.Commit{SHA: gh.String(p)})
 	}
+	if err := r.pace.wait(ctx); err != nil {
+		return "", err
+	}
 	var out *gh.Commit
 	err := r.restCall(ctx, func() (*ghResponse, error) {
 		var resp *ghResponse
@@ -106,6 +112,9 @@ func (r *Repo) writeCommit(ctx context.Context, c gitops.NewCommit) (string, err
 }
 
 func (r *Repo) createBlob(ctx context.Context, b []byte) (string, error) {
+	if err := r.pace.wait(ctx); err != nil {
+		return "", err
+	}
 	var out *gh.Blob
 	err := r.restCall(ctx, func() (*ghResponse, error) {
 		var resp *ghResponse

@@ -244,18 +244,7 @@ func (r *Repo) snapshot(tip plumbing.Hash, paths []string) (gitops.Snapshot, err
 	if err != nil {
 		return gitops.Snapshot{}, err
 	}
-	snap := gitops.Snapshot{
-		Commit: gitops.Commit{
-			SHA:     c.Hash.String(),
-			Tree:    c.TreeHash.String(),
-			Message: c.Message,
-			Author:  gitops.Signature{Name: c.Author.Name, Email: c.Author.Email, When: c.Author.When},
-		},
-		Files: make(map[string][]byte, len(paths)),
-	}
-	for _, p := range c.ParentHashes {
-		snap.Commit.Parents = append(snap.Commit.Parents, p.String())
-	}
+	snap := gitops.Snapshot{Commit: toCommit(c), Files: make(map[string][]byte, len(paths))}
 	trees := map[string]*object.Tree{} // directory path → tree, shared by the paths
 	for _, p := range paths {
 		b, ok, err := r.file(c.TreeHash, trees, p)

@@ -39,6 +39,11 @@ func Run(t *testing.T, newRepo func(t *testing.T, files map[string][]byte) gitop
 			tc.test(t, newRepo(t, seed()))
 		})
 	}
+	for _, tc := range squashCases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.test(t, newRepo(t, seed()))
+		})
+	}
 }
 
 const branch = "main"

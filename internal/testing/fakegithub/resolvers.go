@@ -50,6 +50,8 @@ func (s *Server) repository() obj {
 			}
 			return nil, nil
 		}),
+		"refs":   resolver(s.refs),
+		"object": resolver(s.object),
 	}
 }
 
@@ -118,6 +120,8 @@ func (s *Server) commit(c *object.Commit) obj {
 			}
 			return s.treeEntry(e, p), nil
 		}),
+		"history":   resolver(func(args map[string]any) (any, error) { return s.history(c, args) }),
+		"signature": signature(c),
 	}
 }
 
@@ -199,6 +203,9 @@ func (s *Server) updateRefs(args map[string]any) (any, error) {
 		}
 		if hasBefore && plumbing.NewHash(before) != cur {
 			return nil, ferr(s.staleTyp, "Expected %s to point to %s but it points to %s.", name, before, cur)
+		}
+		if s.refusesForce(ref, cur, ah) {
+			return nil, ferr("UNPROCESSABLE", "Cannot force-push to this branch: %s is a protected ref.", name)
 		}
 		if !force && !cur.IsZero() && !ah.IsZero() {
 			if ff, err := s.isAncestor(cur, ah); err != nil || !ff {

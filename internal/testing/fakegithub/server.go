@@ -92,6 +92,8 @@ type Server struct {
 	foreign  int // ref updates still to be preceded by a foreign commit
 	staleTyp string
 	humanSeq int
+	// protected branches refuse updates that are not fast-forwards.
+	protected map[plumbing.ReferenceName]bool
 
 	apps   map[int64]*app          // by installation id
 	issued map[string]installToken // installation tokens handed out
