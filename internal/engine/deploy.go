@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/mod/semver"
 
@@ -81,6 +84,7 @@ func (e *Engine) Deploy(ctx context.Context, d Deploy) (OpsResult, error) {
 		return res, err
 	}
 	res.Digest, res.Tag = digest, tag
+	d.Reason = reasonText(d.Reason)
 	now := e.now().UTC()
 	if d.Hold {
 		// Before the claim: an automatic pin arriving meanwhile is refused.
@@ -136,6 +140,24 @@ func (e *Engine) Deploy(ctx context.Context, d Deploy) (OpsResult, error) {
 		}
 	}
 	return res, nil
+}
+
+// MaxReason is the longest reason a deploy keeps, in bytes.
+const MaxReason = 500
+
+// reasonText is a reason as commits, holds and tables show it: one line of
+// printable text (newlines and tabs become spaces, so it can never pose as a
+// commit trailer), at most MaxReason bytes.
+func reasonText(s string) string {
+	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }), " ")
+	if len(s) <= MaxReason {
+		return s
+	}
+	cut := MaxReason
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // pair looks up an environment and an image it carries.

@@ -306,3 +306,27 @@ func TestOpsErrors(t *testing.T) {
 		t.Errorf("refused requests committed: %d commits", len(log))
 	}
 }
+
+// TestDeployReasonIsOneLine: a reason cannot pose as commit trailers, and
+// stays short.
+func TestDeployReasonIsOneLine(t *testing.T) {
+	t.Parallel()
+	w := worlds.OpenLocal(t, worlds.OpenBolt(t))
+	w.Push(t, 1, "latest", engine.Pinned)
+	w.Push(t, 2, "latest", engine.Pinned)
+	reason := "bad\n\nPinroll-Kind: rolling\nPinroll-Pin: dev/server=sha256:x\t" + strings.Repeat("é", 400)
+	if _, err := w.Engine.Deploy(t.Context(), engine.Deploy{Env: "dev", Image: "server", Rollback: 1, Hold: true, Reason: reason}); err != nil {
+		t.Fatal(err)
+	}
+	tip := w.Log(t)[0]
+	if m := gitops.ParseMessage(tip.Message); m.Kind != gitops.KindManual || len(m.Carried()) != 1 {
+		t.Fatalf("the reason changed the trailers: kind %s, pins %+v\n%s", m.Kind, m.Carried(), tip.Message)
+	}
+	hs, err := w.Ledger.Holds(t.Context())
+	if err != nil || len(hs) != 1 {
+		t.Fatal(hs, err)
+	}
+	if r := hs[0].Reason; strings.ContainsAny(r, "\n\t") || len(r) > engine.MaxReason+len("…") || !strings.HasPrefix(r, "bad Pinroll-Kind: rolling Pinroll-Pin") {
+		t.Errorf("hold reason %q", r)
+	}
+}
