@@ -19,7 +19,7 @@ import (
 
 func init() {
 	commands["status"] = command{
-		summary: "Show what every environment runs: pins, holds, pending promotions, branches.",
+		summary: "Show what every environment runs: pins, holds, pending promotions (-o json adds branches).",
 		usage:   "[-o table|json] [--server URL]",
 		run:     status,
 	}
@@ -247,7 +247,7 @@ func deploy(ctx context.Context, env *cliEnv, args []string) error {
 	digest := fs.String("digest", "", "pin this digest (sha256:…)")
 	tag := fs.String("tag", "", "pin the digest this tag names")
 	rollback := fs.Int("rollback", 0, "pin the N-th previous distinct digest (1 = the one before the current)")
-	hold := fs.Bool("hold", false, "hold automatic updates of ENV IMAGE until `pinroll resume`")
+	hold := fs.Bool("hold", false, "hold automatic updates of ENV IMAGE until pinroll resume lifts it")
 	reason := fs.String("reason", "", "why, for the commit and the hold")
 	pos, err := parse(fs, args)
 	if err != nil {
