@@ -74,6 +74,14 @@ func TestOpsCLI(t *testing.T) {
 			if out, _ = must(0, "resume", "dev", "server"); !strings.HasPrefix(out, "pinned dev/server "+short(4)) {
 				t.Errorf("resume printed %q", out)
 			}
+			// A tag only Artifact Registry knows resolves there.
+			w.registry.SetTag(serverRepo, "v2.0.0", d(20))
+			if out, _ := must(0, "deploy", "prod", "server", "--tag", "v2.0.0"); !strings.HasPrefix(out, "pinned prod/server "+short(20)+" (v2.0.0)") {
+				t.Errorf("deploy --tag from Artifact Registry printed %q", out)
+			}
+			if _, errOut := must(1, "deploy", "prod", "server", "--tag", "v9.9.9"); !strings.Contains(errOut, "422") {
+				t.Errorf("a tag nobody knows: %q", errOut)
+			}
 			if _, errOut := must(1, "deploy", "dev", "server", "--rollback", "9"); !strings.Contains(errOut, "rollback 9") || !strings.Contains(errOut, "409") {
 				t.Errorf("a refused deploy must print the server's error: %q", errOut)
 			}
