@@ -79,6 +79,14 @@ func TestOpsCLI(t *testing.T) {
 			if out, _ := must(0, "deploy", "prod", "server", "--tag", "v2.0.0"); !strings.HasPrefix(out, "pinned prod/server "+short(20)+" (v2.0.0)") {
 				t.Errorf("deploy --tag from Artifact Registry printed %q", out)
 			}
+			// So does a digest only Artifact Registry knows; one nobody knows is 422.
+			w.registry.SetTag(serverRepo, "build-30", d(30))
+			if out, _ := must(0, "deploy", "dev", "server", "--digest", d(30)); !strings.HasPrefix(out, "pinned dev/server "+short(30)) {
+				t.Errorf("deploy --digest from Artifact Registry printed %q", out)
+			}
+			if _, errOut := must(1, "deploy", "dev", "server", "--digest", d(31)); !strings.Contains(errOut, "422") {
+				t.Errorf("a digest nobody knows: %q", errOut)
+			}
 			if _, errOut := must(1, "deploy", "prod", "server", "--tag", "v9.9.9"); !strings.Contains(errOut, "422") {
 				t.Errorf("a tag nobody knows: %q", errOut)
 			}

@@ -195,10 +195,25 @@ func (e *Engine) deployTarget(ctx context.Context, env *config.Environment, img 
 	if err != nil {
 		return "", "", fmt.Errorf("%w: read digest %s of %s: %w", ErrTransient, d.Digest, img.Name, err)
 	}
-	if !ok {
-		return "", "", fmt.Errorf("%w: digest %s of %s is not in the ledger: deploy it by tag, or push it first", ErrUnprocessable, gitops.ShortDigest(d.Digest), img.Name)
+	if ok {
+		return d.Digest, deployTag(env, rec.Tags), nil
 	}
-	return d.Digest, deployTag(env, rec.Tags), nil
+	if dr, can := e.registry.(digestRegistry); can {
+		found, err := dr.HasDigest(ctx, img.Repository, d.Digest)
+		if err != nil {
+			return "", "", fmt.Errorf("%w: look up %s in Artifact Registry: %w", ErrTransient, gitops.ShortDigest(d.Digest), err)
+		}
+		if found {
+			return d.Digest, "", nil
+		}
+	}
+	return "", "", fmt.Errorf("%w: digest %s of %s is neither in the ledger nor in Artifact Registry", ErrUnprocessable, gitops.ShortDigest(d.Digest), img.Name)
+}
+
+// digestRegistry is a [Registry] that can also tell whether a digest exists
+// (gar/registry does, with GetVersion).
+type digestRegistry interface {
+	HasDigest(ctx context.Context, repository, digest string) (bool, error)
 }
 
 // deployTag is the tag a manual pin of a digest with tags records: the
