@@ -13,6 +13,8 @@
 //     by Eventarc as google.cloud.pubsub.topic.v1.messagePublished (SPEC §4.1).
 //   - OnGitHubWebhook (HTTP): a GitHub webhook, verified by its HMAC signature
 //     (SPEC §4.2); the release event promotes to release environments.
+//   - Ops (HTTP): the ops routes (deploy, resume, status, history and the
+//     status page), behind the ops auth (SPEC §4.3).
 package function
 
 import (
@@ -37,6 +39,20 @@ import (
 func init() {
 	functions.CloudEvent("OnImagePushed", OnImagePushed)
 	functions.HTTP("OnGitHubWebhook", OnGitHubWebhook)
+	functions.HTTP("Ops", Ops)
+}
+
+// Ops serves the ops routes exactly as `pinroll serve` does (SPEC §4.3):
+// POST /deploy and /resume, GET /status, /history and the status page /,
+// behind the ops auth (PINROLL_OPS_TOKEN, or a Google ID token of one of
+// PINROLL_OIDC_INVOKERS for PINROLL_OIDC_AUDIENCE).
+func Ops(w http.ResponseWriter, r *http.Request) {
+	t, err := defaultTarget.get(r.Context())
+	if err != nil {
+		http.Error(w, `{"error":"pinroll is not ready"}`, http.StatusServiceUnavailable)
+		return
+	}
+	t.srv.HandleOps(w, r)
 }
 
 // OnGitHubWebhook handles a GitHub webhook delivery exactly as POST /github
@@ -152,6 +168,7 @@ func openTarget(ctx context.Context) (*target, error) {
 		return nil, fmt.Errorf("pinroll function: %w", err)
 	}
 	log.Info("pinroll function ready", "repo", cfg.Git.Repo, "ledger", cfg.Ledger)
-	srv := server.New(server.Options{Engine: a.Engine, Logger: log, WebhookSecret: cfg.Secrets.WebhookSecret})
+	auth := &server.Auth{OpsToken: cfg.Secrets.OpsToken, Audience: cfg.Secrets.OIDCAudience, Invokers: cfg.Secrets.OIDCInvokers}
+	srv := server.New(server.Options{Engine: a.Engine, Logger: log, Auth: auth, WebhookSecret: cfg.Secrets.WebhookSecret})
 	return &target{eng: a.Engine, srv: srv, log: log}, nil
 }

@@ -546,8 +546,10 @@ func committedKey(env, image string, k ledger.Key) ([]byte, error) {
 	return join(env, image, k.Time.UTC().Format(time.RFC3339Nano), ledger.StorageID(k.ID))
 }
 
-// History returns the entries q selects, newest first. A query for one
-// (env, image) walks that pair's stream; any other walks all entries.
+// History returns the entries q selects, newest first. A query with no env
+// and no image walks all entries; any other merges the streams of the pairs
+// it selects (one for env and image, the env's for env alone, the image's
+// for image alone), so it reads only the entries it returns.
 func (l *Ledger) History(ctx context.Context, q ledger.HistoryQuery) ([]ledger.Entry, error) {
 	var entries []ledger.Entry
 	err := l.view(ctx, func(tx *bbolt.Tx) error {
@@ -562,7 +564,7 @@ func (l *Ledger) History(ctx context.Context, q ledger.HistoryQuery) ([]ledger.E
 			}
 			return q.Limit > 0 && len(entries) == q.Limit, nil
 		}
-		if q.Env == "" || q.Image == "" {
+		if q.Env == "" && q.Image == "" {
 			c := all.Cursor()
 			k, v := c.Last()
 			if !q.Before.IsZero() {
@@ -579,28 +581,28 @@ func (l *Ledger) History(ctx context.Context, q ledger.HistoryQuery) ([]ledger.E
 			}
 			return nil
 		}
-		prefix, err := streamPrefix(q.Env, q.Image)
+		heads, err := streamHeads(tx.Bucket(bucketStreams), q)
 		if err != nil {
 			return err
 		}
-		end := append(slices.Clone(prefix[:len(prefix)-1]), 1) // just past the stream
-		if !q.Before.IsZero() {
-			pos, err := position(q.Before)
-			if err != nil {
-				return err
+		for len(heads) > 0 {
+			// The newest head is the next entry in history order.
+			i := 0
+			for j := range heads {
+				if bytes.Compare(heads[j].pos, heads[i].pos) > 0 {
+					i = j
+				}
 			}
-			if end, err = streamKey(q.Env, q.Image, pos); err != nil {
-				return err
-			}
-		}
-		c := tx.Bucket(bucketStreams).Cursor()
-		for k, pos := seekBefore(c, end); k != nil && bytes.HasPrefix(k, prefix); k, pos = c.Prev() {
-			v := all.Get(pos)
+			h := &heads[i]
+			v := all.Get(h.pos)
 			if v == nil {
-				return fmt.Errorf("stream %q: entry %x missing", k, pos)
+				return fmt.Errorf("stream %q: entry %x missing", h.k, h.pos)
 			}
-			if done, err := add(pos, v); err != nil || done {
+			if done, err := add(h.pos, v); err != nil || done {
 				return err
+			}
+			if h.k, h.pos = h.c.Prev(); h.k == nil || !bytes.HasPrefix(h.k, h.prefix) {
+				heads = slices.Delete(heads, i, i+1)
 			}
 		}
 		return nil
@@ -609,6 +611,54 @@ func (l *Ledger) History(ctx context.Context, q ledger.HistoryQuery) ([]ledger.E
 		return nil, fmt.Errorf("bolt: history: %w", err)
 	}
 	return entries, nil
+}
+
+// streamHead is a cursor over one (env, image) stream, newest first.
+type streamHead struct {
+	c      *bbolt.Cursor
+	prefix []byte
+	k, pos []byte
+}
+
+// streamHeads positions a cursor on each stream q selects, at its newest
+// entry past q.Before. Streams are found by seeking from one to the next,
+// never by reading their entries.
+func streamHeads(streams *bbolt.Bucket, q ledger.HistoryQuery) ([]streamHead, error) {
+	var from []byte
+	if q.Env != "" {
+		from = append([]byte(q.Env), 0)
+	}
+	var heads []streamHead
+	seek := streams.Cursor()
+	for k, _ := seek.Seek(from); k != nil && bytes.HasPrefix(k, from); {
+		parts := bytes.SplitN(k, []byte{0}, 3)
+		if len(parts) < 3 {
+			return nil, fmt.Errorf("stream key %q: malformed", k)
+		}
+		env, image := string(parts[0]), string(parts[1])
+		prefix, err := streamPrefix(env, image)
+		if err != nil {
+			return nil, err
+		}
+		if q.Image == "" || q.Image == image {
+			end := append(slices.Clone(prefix[:len(prefix)-1]), 1) // just past the stream
+			if !q.Before.IsZero() {
+				pos, err := position(q.Before)
+				if err != nil {
+					return nil, err
+				}
+				if end, err = streamKey(env, image, pos); err != nil {
+					return nil, err
+				}
+			}
+			c := streams.Cursor()
+			if hk, pos := seekBefore(c, end); hk != nil && bytes.HasPrefix(hk, prefix) {
+				heads = append(heads, streamHead{c: c, prefix: prefix, k: hk, pos: pos})
+			}
+		}
+		k, _ = seek.Seek(append(slices.Clone(prefix[:len(prefix)-1]), 1))
+	}
+	return heads, nil
 }
 
 // seekBefore moves c to the last key before k, if any.
@@ -632,7 +682,7 @@ func (l *Ledger) SetHold(ctx context.Context, env, image string, held bool) erro
 		if !held {
 			return b.Delete(k)
 		}
-		return b.Put(k, []byte("{}"))
+		return putHold(b, k, ledger.Hold{Env: env, Image: image})
 	})
 	if err != nil {
 		return fmt.Errorf("bolt: set hold %s/%s=%t: %w", env, image, held, err)
@@ -655,6 +705,98 @@ func (l *Ledger) Held(ctx context.Context, env, image string) (bool, error) {
 		return false, fmt.Errorf("bolt: held %s/%s: %w", env, image, err)
 	}
 	return held, nil
+}
+
+// holdRecord is a stored hold. Holds written by earlier versions are "{}":
+// their names come from the key.
+type holdRecord struct {
+	Reason string    `json:"reason,omitempty"`
+	Since  time.Time `json:"since,omitzero"`
+}
+
+// putHold stores h at k as [ledger.MergeHold] decides.
+func putHold(b *bbolt.Bucket, k []byte, h ledger.Hold) error {
+	var cur holdRecord
+	found, err := get(b, k, &cur)
+	if err != nil {
+		return err
+	}
+	h = ledger.MergeHold(ledger.Hold{Env: h.Env, Image: h.Image, Reason: cur.Reason, Since: cur.Since}, found, h, time.Now())
+	return put(b, k, holdRecord{Reason: h.Reason, Since: h.Since.UTC()})
+}
+
+// PutHold holds (h.Env, h.Image) with a reason, as [ledger.MergeHold] decides.
+func (l *Ledger) PutHold(ctx context.Context, h ledger.Hold) error {
+	err := l.update(ctx, func(tx *bbolt.Tx) error {
+		k, err := join(h.Env, h.Image)
+		if err != nil {
+			return err
+		}
+		return putHold(tx.Bucket(bucketHolds), k, h)
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: put hold %s/%s: %w", h.Env, h.Image, err)
+	}
+	return nil
+}
+
+// Holds returns every hold, ordered by env then image.
+func (l *Ledger) Holds(ctx context.Context) ([]ledger.Hold, error) {
+	var holds []ledger.Hold
+	err := l.view(ctx, func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketHolds).ForEach(func(k, v []byte) error {
+			var rec holdRecord
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("decode %q: %w", k, err)
+			}
+			env, image, _ := bytes.Cut(k, []byte{0})
+			holds = append(holds, ledger.Hold{Env: string(env), Image: string(image), Reason: rec.Reason, Since: rec.Since})
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: holds: %w", err)
+	}
+	return holds, nil
+}
+
+// RepointPins moves the pins carried by replaced commits to the commits that
+// carry them now, as [ledger.Repoint] decides, in one transaction.
+func (l *Ledger) RepointPins(ctx context.Context, moved map[string]string) (int, error) {
+	n := 0
+	err := l.update(ctx, func(tx *bbolt.Tx) error {
+		n = 0
+		b := tx.Bucket(bucketPins)
+		type change struct {
+			k   []byte
+			rec pinRecord
+		}
+		var changes []change
+		err := b.ForEach(func(k, v []byte) error {
+			var rec pinRecord
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("decode %q: %w", k, err)
+			}
+			if p, ok := ledger.Repoint(rec.pin(), moved); ok {
+				changes = append(changes, change{slices.Clone(k), toPinRecord(p)})
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, c := range changes { // bbolt forbids writes inside ForEach
+			if err := put(b, c.k, c.rec); err != nil {
+				return err
+			}
+		}
+		n = len(changes)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("bolt: repoint pins: %w", err)
+	}
+	return n, nil
 }
 
 // --- promotions ---

@@ -355,9 +355,10 @@ func (d pinDoc) pin() ledger.Pin {
 }
 
 type holdDoc struct {
-	Env   string    `firestore:"env"`
-	Image string    `firestore:"image"`
-	Since time.Time `firestore:"since"`
+	Env    string    `firestore:"env"`
+	Image  string    `firestore:"image"`
+	Since  time.Time `firestore:"since"`
+	Reason string    `firestore:"reason,omitempty"`
 }
 
 type streamDoc struct {
@@ -840,6 +841,88 @@ func (l *Ledger) Held(ctx context.Context, env, image string) (bool, error) {
 		return false, l.wrap(err, "held %s/%s", env, image)
 	}
 	return ok, nil
+}
+
+// PutHold holds (h.Env, h.Image) with a reason, as [ledger.MergeHold] decides.
+func (l *Ledger) PutHold(ctx context.Context, h ledger.Hold) error {
+	ref := l.holdRef(h.Env, h.Image)
+	err := l.runTx(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		var cur holdDoc
+		found, err := getDoc(ctx, tx, ref, &cur)
+		if err != nil {
+			return err
+		}
+		next := ledger.MergeHold(ledger.Hold{Env: cur.Env, Image: cur.Image, Reason: cur.Reason, Since: cur.Since}, found, h, utc(l.now()))
+		return tx.Set(ref, holdDoc{Env: h.Env, Image: h.Image, Since: utc(next.Since), Reason: next.Reason})
+	})
+	return l.wrap(err, "put hold %s/%s", h.Env, h.Image)
+}
+
+// Holds returns every hold, ordered by env then image. The holds collection
+// holds one small document per held pair and is read whole.
+func (l *Ledger) Holds(ctx context.Context) ([]ledger.Hold, error) {
+	if err := l.check(ctx); err != nil {
+		return nil, l.wrap(err, "holds")
+	}
+	docs, err := all[holdDoc](l.client.Collection(colHolds).Documents(ctx))
+	if err != nil {
+		return nil, l.wrap(err, "holds")
+	}
+	holds := make([]ledger.Hold, len(docs))
+	for i, d := range docs {
+		holds[i] = ledger.Hold{Env: d.Env, Image: d.Image, Reason: d.Reason, Since: d.Since}
+	}
+	slices.SortFunc(holds, func(a, b ledger.Hold) int {
+		if c := strings.Compare(a.Env, b.Env); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Image, b.Image)
+	})
+	return holds, nil
+}
+
+// RepointPins moves the pins carried by replaced commits to the commits that
+// carry them now, as [ledger.Repoint] decides, in one transaction over the
+// (small) pins collection.
+func (l *Ledger) RepointPins(ctx context.Context, moved map[string]string) (int, error) {
+	n := 0
+	err := l.runTx(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		n = 0
+		it := tx.Documents(l.client.Collection(colPins))
+		defer it.Stop()
+		type change struct {
+			ref *firestore.DocumentRef
+			doc pinDoc
+		}
+		var changes []change
+		for {
+			snap, err := it.Next()
+			if errors.Is(err, iterator.Done) {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			var d pinDoc
+			if err := snap.DataTo(&d); err != nil {
+				return fmt.Errorf("decode %s: %w", snap.Ref.Path, err)
+			}
+			if p, ok := ledger.Repoint(d.pin(), moved); ok {
+				changes = append(changes, change{snap.Ref, toPinDoc(p)})
+			}
+		}
+		for _, c := range changes {
+			if err := tx.Set(c.ref, c.doc); err != nil {
+				return err
+			}
+		}
+		n = len(changes)
+		return nil
+	})
+	if err != nil {
+		return 0, l.wrap(err, "repoint pins")
+	}
+	return n, nil
 }
 
 // --- promotions ------------------------------------------------------------------
