@@ -165,9 +165,6 @@ func (e *Engine) deployTarget(ctx context.Context, env *config.Environment, img 
 		if err != nil {
 			return "", "", fmt.Errorf("%w: resolve %s:%s: %w", ErrTransient, img.Name, d.Tag, err)
 		}
-		if !env.IsRelease() && tag != env.Track {
-			tag = ""
-		}
 		return digest, tag, nil
 	case d.Rollback > 0:
 		return e.rollbackTarget(ctx, env, img, d.Rollback, cur, had)

@@ -79,8 +79,14 @@ func (s *Server) handleResume(w http.ResponseWriter, r *http.Request) {
 
 // answerOps logs the one line of a deploy or resume and answers it.
 func (s *Server) answerOps(w http.ResponseWriter, r *http.Request, what string, start time.Time, res engine.OpsResult, err error) {
-	logging.LogEvent(r.Context(), logging.Event{What: what, Image: res.Image, Digest: res.Digest, Tag: res.Tag,
-		Envs: []string{res.Env}, Commit: res.Commit, Outcome: string(res.Outcome), Reason: res.Reason}, time.Since(start), err)
+	ev := logging.Event{What: what, Image: logging.Clip(res.Image), Digest: res.Digest, Tag: res.Tag,
+		Envs: []string{logging.Clip(res.Env)}, Commit: res.Commit, Outcome: string(res.Outcome), Reason: res.Reason}
+	logErr := err
+	if refused(err) {
+		// The caller's mistake, not the server's: INFO, with the reason.
+		ev.Outcome, ev.Reason, logErr = "refused", err.Error(), nil
+	}
+	logging.LogEvent(r.Context(), ev, time.Since(start), logErr)
 	if err != nil {
 		writeEngineError(w, err)
 		return
@@ -152,4 +158,15 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 		return errors.New("malformed JSON body: more than one JSON value")
 	}
 	return nil
+}
+
+// refused reports whether err is an operator's request the engine refused
+// (4xx), rather than a failure.
+func refused(err error) bool {
+	for _, e := range []error{engine.ErrBadRequest, engine.ErrNotFound, engine.ErrConflict, engine.ErrUnprocessable} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }

@@ -2,7 +2,6 @@ package statuspage_test
 
 import (
 	"context"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -13,7 +12,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/pinroll/pinroll/internal/statuspage"
+	"github.com/pinroll/pinroll/internal/server"
 )
 
 // chromium finds a Chromium or Chrome to drive. Under CI=true one must be
@@ -32,19 +31,14 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
-// TestPageOnAPhone loads the status page in headless Chromium at 375 px
+// TestPageOnAPhone loads the status page (GET / of the server) in headless Chromium at 375 px
 // wide, checks that nothing scrolls sideways and that the incident is on
 // it, and saves a screenshot in the test's temporary directory.
 func TestPageOnAPhone(t *testing.T) {
 	t.Parallel()
 	browser := chromium(t)
-	d := incident(t)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		if err := statuspage.Render(w, d); err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-		}
-	}))
+	eng, _ := incident(t)
+	srv := httptest.NewServer(server.New(server.Options{Engine: eng})) // GET / as served, headers included
 	defer srv.Close()
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],

@@ -27,7 +27,7 @@ func digestOf(n int) string { return fmt.Sprintf("sha256:%x", sha256.Sum256(fmt.
 
 // incident is the page's data after three dev pins, a prod release and a
 // rollback of dev held for an incident, over a local repository and bbolt.
-func incident(t testing.TB) statuspage.Data {
+func incident(t testing.TB) (*engine.Engine, statuspage.Data) {
 	t.Helper()
 	dir := t.TempDir()
 	gitDir := filepath.Join(dir, "gitops.git")
@@ -83,12 +83,12 @@ environments:
 	if err != nil {
 		t.Fatal(err)
 	}
-	return statuspage.Data{Status: st, History: h.Entries, Repo: githubRepo, Now: time.Now()}
+	return eng, statuspage.Data{Status: st, History: h.Entries, Repo: githubRepo, Now: time.Now()}
 }
 
 func TestRender(t *testing.T) {
 	t.Parallel()
-	d := incident(t)
+	_, d := incident(t)
 	var b bytes.Buffer
 	if err := statuspage.Render(&b, d); err != nil {
 		t.Fatal(err)
