@@ -212,7 +212,7 @@ func history(ctx context.Context, env *cliEnv, args []string) error {
 	tw := tabwriter.NewWriter(env.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "AGE\tENV\tIMAGE\tDIGEST\tTAG\tCOMMIT\tCAUSE")
 	for _, h := range page.Entries {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dash(age(now, h.Time)), h.Env, h.Image, gitops.ShortDigest(h.Digest),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dash(age(now, h.Time)), dash(h.Env), dash(h.Image), dash(gitops.ShortDigest(h.Digest)),
 			dash(h.Tag), dash(shortSHA(h.Commit)), h.Cause)
 	}
 	if err := tw.Flush(); err != nil {
