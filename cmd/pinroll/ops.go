@@ -169,7 +169,30 @@ func status(ctx context.Context, env *cliEnv, args []string) error {
 			fmt.Fprintln(env.stdout, line)
 		}
 	}
+	printBranches(env.stdout, now, st.Branches)
 	return nil
+}
+
+// printBranches lists the branches with their tips and last squash.
+func printBranches(w io.Writer, now time.Time, branches []engine.BranchStatus) {
+	if len(branches) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nBranches:")
+	for _, b := range branches {
+		line := fmt.Sprintf("  %s at %s", b.Name, shortSHA(b.Tip))
+		var sq engine.SquashReport
+		if len(b.LastSquash) > 0 && json.Unmarshal(b.LastSquash, &sq) == nil {
+			line += fmt.Sprintf("; last squash %s ago: %s", age(now, sq.Time), sq.Outcome)
+			if sq.NewTip != "" {
+				line += fmt.Sprintf(" (%d folded, %d replayed)", sq.Folded, sq.Replayed)
+			}
+			if sq.Reason != "" {
+				line += ": " + sq.Reason
+			}
+		}
+		fmt.Fprintln(w, line)
+	}
 }
 
 func history(ctx context.Context, env *cliEnv, args []string) error {

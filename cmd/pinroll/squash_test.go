@@ -62,6 +62,9 @@ func TestSquashCLI(t *testing.T) {
 				t.Errorf("after the squash: %q, README %q, pinned %s", subject(after[1]), w.host.file(t, "README.md"), w.pinned(t, "server"))
 			}
 
+			if out, _ = must(0, "status"); !strings.Contains(out, "main at "+r.NewTip[:7]+"; last squash ") || !strings.Contains(out, "squashed (2 folded, 1 replayed)") {
+				t.Errorf("status after the squash:\n%s", out)
+			}
 			if out, _ = must(0, "squash"); !strings.Contains(out, "main") || !strings.Contains(out, "nothing") {
 				t.Errorf("second squash table:\n%s", out)
 			}
