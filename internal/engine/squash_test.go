@@ -276,3 +276,32 @@ func TestSquashRequests(t *testing.T) {
 		})
 	}
 }
+
+// TestSquashSkipsAPersonsPin: a person's commit that changed a pinned
+// digest itself cannot be replayed with the base's digest; the squash skips,
+// naming it, moves nothing, and status keeps the report.
+func TestSquashSkipsAPersonsPin(t *testing.T) {
+	t.Parallel()
+	w := worlds.OpenLocal(t, worlds.OpenBolt(t))
+	e := w.Engine
+	pushTo(t, w, e, 1, "latest")
+	h := human(t, w.Repo, "dev: pin by hand\n", map[string]string{
+		devKustomization: strings.Replace(w.File(t, devKustomization), digest(1), digest(99), 1),
+	})
+	pushTo(t, w, e, 2, "latest")
+	tip := w.Log(t)[0].SHA
+	rep := squashOne(t, e, "", false)
+	if rep.Outcome != gitops.SquashSkipped || !strings.Contains(rep.Reason, h.SHA[:12]) || rep.NewTip != "" {
+		t.Fatalf("squash: %+v; want skipped naming %s", rep, h.SHA[:12])
+	}
+	if got := w.Log(t)[0].SHA; got != tip {
+		t.Fatalf("a skipped squash moved main to %s", got)
+	}
+	st, err := e.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := string(st.Branches[0].LastSquash); !strings.Contains(last, `"outcome":"skipped"`) {
+		t.Errorf("last_squash: %s", last)
+	}
+}
