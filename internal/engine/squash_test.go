@@ -10,9 +10,12 @@ import (
 	"time"
 
 	"github.com/pinroll/pinroll/internal/config"
+	"github.com/pinroll/pinroll/internal/demo"
 	"github.com/pinroll/pinroll/internal/engine"
 	"github.com/pinroll/pinroll/internal/gitops"
+	"github.com/pinroll/pinroll/internal/gitops/github"
 	"github.com/pinroll/pinroll/internal/ledger"
+	"github.com/pinroll/pinroll/internal/testing/fakegithub"
 	"github.com/pinroll/pinroll/internal/testing/worlds"
 )
 
@@ -303,5 +306,42 @@ func TestSquashSkipsAPersonsPin(t *testing.T) {
 	}
 	if last := string(st.Branches[0].LastSquash); !strings.Contains(last, `"outcome":"skipped"`) {
 		t.Errorf("last_squash: %s", last)
+	}
+}
+
+// TestSquashThatWouldNotFitAborts: on GitHub, writes are paced; a squash
+// whose writes need more time than the request has left reports aborted and
+// moves nothing.
+func TestSquashThatWouldNotFitAborts(t *testing.T) {
+	t.Parallel()
+	gh := fakegithub.New(t, "acme", "cloud-provisioning", "main", demo.Files())
+	open := func(perMinute int) gitops.Repo {
+		r, err := github.New(github.Options{Repo: gh.RepoURL(), APIURL: gh.URL(), Token: gh.Token(), WritesPerMinute: perMinute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	l := worlds.OpenBolt(t)
+	cfg := worlds.Config(t, gh.RepoURL())
+	w := &opsWorld{Ledger: l, Repo: open(-1)}
+	w.Engine = engine.New(engine.Options{Config: cfg, Ledger: l, Repo: w.Repo, Backoff: time.Millisecond})
+	pushTo(t, w, w.Engine, 1, "latest")
+	human(t, w.Repo, "docs\n", map[string]string{deployment: "+# docs\n"})
+	pushTo(t, w, w.Engine, 2, "latest")
+	tip := gh.Log("main")[0].SHA
+
+	slow := engine.New(engine.Options{Config: cfg, Ledger: l, Repo: open(2)}) // one write at once, then one a minute
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	reps, err := slow.Squash(ctx, "", false)
+	if err != nil || len(reps) != 1 {
+		t.Fatalf("squash: %+v, %v", reps, err)
+	}
+	if r := reps[0]; r.Outcome != gitops.SquashAborted || !strings.Contains(r.Reason, "deadline") || r.NewTip != "" {
+		t.Fatalf("squash: %+v; want aborted for the deadline", r)
+	}
+	if got := gh.Log("main")[0].SHA; got != tip {
+		t.Fatalf("an aborted squash moved main to %s", got)
 	}
 }
