@@ -127,3 +127,48 @@ func TestCLIHelpers(t *testing.T) {
 		t.Errorf("help texts mention the SPEC:\n%s", out.String())
 	}
 }
+
+func TestLoopback(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		":8080":          "127.0.0.1:8080",
+		"0.0.0.0:9000":   "127.0.0.1:9000",
+		"[::]:8080":      "127.0.0.1:8080",
+		"10.0.0.5:8080":  "10.0.0.5:8080",
+		"localhost:8080": "localhost:8080",
+	} {
+		if got := loopback(in); got != want {
+			t.Errorf("loopback(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestServeOpenListensOnLoopback: with no ops auth and no --addr, serve
+// listens on 127.0.0.1 only.
+func TestServeOpenListensOnLoopback(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, backends[0])
+	w.stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan string, 1)
+	done := make(chan int, 1)
+	var logs bytes.Buffer
+	env := &cliEnv{stdout: &logs, stderr: &logs, ready: func(addr string) { ready <- addr }, getenv: func(k string) string {
+		if k == "PORT" {
+			return "0"
+		}
+		return w.env[k]
+	}}
+	go func() { done <- run(ctx, env, []string{"serve", "--config", w.cfgPath}) }()
+	select {
+	case addr := <-ready:
+		if !strings.HasPrefix(addr, "127.0.0.1:") {
+			t.Errorf("serve without auth listens on %s, want loopback", addr)
+		}
+	case code := <-done:
+		t.Fatalf("serve exited with %d", code)
+	}
+	cancel()
+	<-done
+}

@@ -78,8 +78,27 @@ func TestOpsRoutes(t *testing.T) {
 			t.Fatalf("POST /resume: %d %s", code, body)
 		}
 
+		// A push of another image amends the rolling commit above the
+		// manual one, which stays; both dev pins name the amended commit.
+		m := w.Message(5, worlds.WebRepo, "latest")
+		if r, err := w.Engine.Push(t.Context(), m); err != nil || r.Outcome != engine.Pinned {
+			t.Fatalf("push web: %+v, %v", r, err)
+		}
+		log := w.Log(t)
+		if len(log) != 4 || log[1].SHA != dep.Commit || log[0].Parents[0] != dep.Commit {
+			t.Fatalf("after resume and a push: %d commits; the manual commit %s must stay below the rolling one", len(log), dep.Commit)
+		}
+		if code, body := opsCall(t, srv, "GET", "/status", "", &st); code != 200 {
+			t.Fatalf("GET /status: %d %s", code, body)
+		}
+		for _, p := range st.Environments[0].Pins {
+			if p.Commit != log[0].SHA {
+				t.Errorf("status dev/%s commit %s, want the amended tip %s", p.Image, p.Commit, log[0].SHA)
+			}
+		}
+
 		var all engine.HistoryPage
-		if code, body := opsCall(t, srv, "GET", "/history?env=dev&image=server", "", &all); code != 200 || len(all.Entries) != 5 {
+		if code, body := opsCall(t, srv, "GET", "/history?env=dev", "", &all); code != 200 || len(all.Entries) != 6 {
 			t.Fatalf("GET /history: %d %s", code, body)
 		}
 		var paged []engine.HistoryEntry
@@ -98,7 +117,7 @@ func TestOpsRoutes(t *testing.T) {
 		rec := httptest.NewRecorder()
 		srv.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
 		if page := rec.Body.String(); rec.Code != 200 || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/html") ||
-			!strings.Contains(page, "track:latest") || !strings.Contains(page, res.Commit[:7]) || strings.Contains(page, "<form") {
+			!strings.Contains(page, "track:latest") || !strings.Contains(page, log[0].SHA[:7]) || strings.Contains(page, "<form") {
 			t.Fatalf("GET /: %d %s\n%s", rec.Code, rec.Header().Get("Content-Type"), page)
 		}
 	})
