@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"google.golang.org/api/idtoken"
+
+	"github.com/pinroll/pinroll/internal/server"
 )
 
 // serverURL normalises a --server value: a missing scheme means http
@@ -87,7 +89,11 @@ func call(ctx context.Context, env *cliEnv, server, method, path string, body io
 
 // do performs req and returns the body of a 2xx answer (see call).
 func do(env *cliEnv, req *http.Request) ([]byte, error) {
-	resp, err := (&http.Client{Timeout: 2 * time.Minute}).Do(req)
+	timeout := 2 * time.Minute
+	if req.URL.Path == "/squash" {
+		timeout = server.SquashTimeout + time.Minute // the server answers within its own deadline
+	}
+	resp, err := (&http.Client{Timeout: timeout}).Do(req)
 	if err != nil {
 		if errors.Is(err, syscall.ECONNREFUSED) {
 			return nil, fmt.Errorf("no pinroll server is running at %s%s: start one with `pinroll serve` (or point --server or $PINROLL_SERVER at yours)",

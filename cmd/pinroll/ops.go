@@ -169,7 +169,30 @@ func status(ctx context.Context, env *cliEnv, args []string) error {
 			fmt.Fprintln(env.stdout, line)
 		}
 	}
+	printBranches(env.stdout, now, st.Branches)
 	return nil
+}
+
+// printBranches lists the branches with their tips and last squash.
+func printBranches(w io.Writer, now time.Time, branches []engine.BranchStatus) {
+	if len(branches) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nBranches:")
+	for _, b := range branches {
+		line := fmt.Sprintf("  %s at %s", b.Name, shortSHA(b.Tip))
+		var sq engine.SquashReport
+		if len(b.LastSquash) > 0 && json.Unmarshal(b.LastSquash, &sq) == nil {
+			line += fmt.Sprintf("; last squash %s ago: %s", age(now, sq.Time), sq.Outcome)
+			if sq.NewTip != "" {
+				line += fmt.Sprintf(" (%d folded, %d replayed)", sq.Folded, sq.Replayed)
+			}
+			if sq.Reason != "" {
+				line += ": " + sq.Reason
+			}
+		}
+		fmt.Fprintln(w, line)
+	}
 }
 
 func history(ctx context.Context, env *cliEnv, args []string) error {
@@ -212,7 +235,7 @@ func history(ctx context.Context, env *cliEnv, args []string) error {
 	tw := tabwriter.NewWriter(env.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "AGE\tENV\tIMAGE\tDIGEST\tTAG\tCOMMIT\tCAUSE")
 	for _, h := range page.Entries {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dash(age(now, h.Time)), h.Env, h.Image, gitops.ShortDigest(h.Digest),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dash(age(now, h.Time)), dash(h.Env), dash(h.Image), dash(gitops.ShortDigest(h.Digest)),
 			dash(h.Tag), dash(shortSHA(h.Commit)), h.Cause)
 	}
 	if err := tw.Flush(); err != nil {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"github.com/pinroll/pinroll/internal/logging"
 	"slices"
@@ -66,9 +67,9 @@ type BranchStatus struct {
 	Name    string         `json:"name"`
 	Tip     string         `json:"tip"`
 	Rolling *RollingStatus `json:"rolling,omitempty"`
-	// LastSquash is the report of the branch's last squash, when a squash
-	// store is configured (see the squash task); omitted otherwise.
-	LastSquash any `json:"last_squash,omitempty"`
+	// LastSquash is the report of the branch's last squash (a
+	// [SquashReport], as the ledger keeps it); omitted before the first.
+	LastSquash json.RawMessage `json:"last_squash,omitempty"`
 }
 
 // RollingStatus is the rolling commit at a branch's tip.
@@ -119,6 +120,9 @@ func (e *Engine) Status(ctx context.Context) (Status, error) {
 		}
 		st.Branches = append(st.Branches, b)
 	}
+	if err := e.lastSquashes(ctx, st.Branches); err != nil {
+		return st, err
+	}
 	for _, env := range e.cfg.Environments {
 		es := EnvStatus{Name: env.Name, Path: env.Path, Branch: env.Branch, Trigger: "release", Pins: []PinStatus{}}
 		if !env.IsRelease() {
@@ -154,6 +158,21 @@ func (e *Engine) Status(ctx context.Context) (Status, error) {
 		})
 	}
 	return st, nil
+}
+
+// lastSquashes fills in the last squash report of each of branches.
+func (e *Engine) lastSquashes(ctx context.Context, branches []BranchStatus) error {
+	squashes, err := e.ledger.Squashes(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: read squashes: %w", ErrTransient, err)
+	}
+	for _, sq := range squashes {
+		i := slices.IndexFunc(branches, func(b BranchStatus) bool { return b.Name == sq.Branch })
+		if i >= 0 && json.Valid(sq.Report) {
+			branches[i].LastSquash = json.RawMessage(sq.Report)
+		}
+	}
+	return nil
 }
 
 // branchStatus reads the tip of branch and, when it is the bot's rolling

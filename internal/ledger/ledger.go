@@ -124,6 +124,18 @@ type Hold struct {
 	Since  time.Time // when the hold started
 }
 
+// Squash is the record of a branch's last squash (SPEC §6.3), kept for
+// GET /status (branches[].last_squash).
+type Squash struct {
+	Branch string
+	Time   time.Time // when the squash ran
+	Report []byte    // the squash's report as JSON; the ledger keeps it as given
+	// Entry, when set, is the history entry recording the fold (cause
+	// squash), written once per (Env, Image, Key) like a pin's. Squashes
+	// returns records without it.
+	Entry *Entry
+}
+
 // PromotionState is the state of a [Promotion].
 type PromotionState string
 
@@ -190,6 +202,14 @@ type Ledger interface {
 	// that carries the pin now. It returns how many pins changed. History
 	// entries keep the commit that was written first.
 	RepointPins(ctx context.Context, moved map[string]string) (int, error)
+
+	// RecordSquash stores s as the last squash of s.Branch unless a newer
+	// one is stored already ([KeepSquash]), and writes s.Entry to history
+	// when it is set and its (Env, Image, Key) has no entry yet, in one
+	// transaction.
+	RecordSquash(ctx context.Context, s Squash) error
+	// Squashes returns the last squash of every branch, ordered by branch.
+	Squashes(ctx context.Context) ([]Squash, error)
 
 	// PutPromotion stores p, replacing the promotion of the same (Env, Image, Tag).
 	PutPromotion(ctx context.Context, p Promotion) error

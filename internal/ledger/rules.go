@@ -87,6 +87,13 @@ func Repoint(p Pin, moved map[string]string) (Pin, bool) {
 	return p, true
 }
 
+// KeepSquash decides a [Ledger.RecordSquash] of s, given the last squash
+// stored for its branch (cur, when found): s replaces it unless cur is newer,
+// so a slow process cannot hide a later squash behind an earlier report.
+func KeepSquash(cur Squash, found bool, s Squash) bool {
+	return !found || !s.Time.Before(cur.Time)
+}
+
 // CommitPlan is what a [Ledger.CommitPin] writes: the pin to store, when it
 // changes, and the history entry, when there is none for its key yet.
 type CommitPlan struct {

@@ -1,6 +1,6 @@
 // Package server exposes the engine over HTTP (SPEC §4): POST /gar for
 // Artifact Registry notifications, POST /github for release webhooks, the ops
-// routes (POST /deploy, POST /resume, GET /status, GET /history and the status
+// routes (POST /squash, POST /deploy, POST /resume, GET /status, GET /history and the status
 // page GET /) and GET /healthz. It owns authentication, body limits, the mapping from outcomes and
 // errors to status codes, and the one log line per handled event (SPEC §9).
 package server
@@ -47,6 +47,7 @@ type Server struct {
 	project       string
 	mux           *http.ServeMux
 	ops           *http.ServeMux // the ops routes alone (HandleOps)
+	squash        *http.ServeMux // POST /squash alone (HandleSquash)
 }
 
 // New returns a server routing to the engine.
@@ -63,6 +64,7 @@ func New(o Options) *Server {
 	// The public webhook is authenticated by its HMAC signature, not IAM.
 	s.mux.HandleFunc("POST /github", s.HandleGitHub)
 	s.routeOps()
+	s.routeSquash()
 	return s
 }
 
@@ -79,7 +81,11 @@ func (s *Server) serve(mux *http.ServeMux, w http.ResponseWriter, r *http.Reques
 	if tr := logging.Trace(r, s.project); tr != "" {
 		l = l.With(logging.TraceKey, tr)
 	}
-	ctx, cancel := context.WithTimeout(logging.WithLogger(r.Context(), l), RequestTimeout)
+	timeout := RequestTimeout
+	if isSquash(r) || mux == s.squash {
+		timeout = SquashTimeout
+	}
+	ctx, cancel := context.WithTimeout(logging.WithLogger(r.Context(), l), timeout)
 	defer cancel()
 	mux.ServeHTTP(w, r.WithContext(ctx))
 }

@@ -9,6 +9,7 @@ package statuspage
 import (
 	"bytes"
 	"embed"
+	"encoding/json"
 	"fmt"
 	"html/template"
 	"io"
@@ -30,6 +31,7 @@ var page = template.Must(template.New("page.html.tmpl").Funcs(template.FuncMap{
 	"stamp":      func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
 	"style":      style,
 	"commitLink": func(d Data, sha string) string { return d.commitURL(sha) },
+	"lastSquash": lastSquash,
 }).ParseFS(files, "page.html.tmpl"))
 
 // Data is what the page shows.
@@ -54,6 +56,16 @@ func Render(w io.Writer, d Data) error {
 	}
 	_, err := b.WriteTo(w)
 	return err
+}
+
+// lastSquash decodes a branch's last squash report; nil when there is none
+// or it does not decode.
+func lastSquash(raw json.RawMessage) *engine.SquashReport {
+	var r engine.SquashReport
+	if len(raw) == 0 || json.Unmarshal(raw, &r) != nil {
+		return nil
+	}
+	return &r
 }
 
 // commitURL is the web page of commit sha on GitHub (or GitHub Enterprise),

@@ -125,3 +125,27 @@ func TestRender(t *testing.T) {
 		t.Error("a local repository's commits must not be links")
 	}
 }
+
+// TestRenderLastSquash: a branch shows its last squash, and the fold's
+// history entry reads as a squash.
+func TestRenderLastSquash(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	tip := strings.Repeat("ab", 20)
+	report := fmt.Sprintf(`{"branch":"main","outcome":"squashed","old_tip":"%s","new_tip":"%s","backup_ref":"refs/pinroll/backup/main/1700000000","folded":5,"replayed":2,"pins":[],"reason":"","time":%q}`,
+		strings.Repeat("cd", 20), tip, now.Add(-3*time.Hour).Format(time.RFC3339))
+	d := statuspage.Data{Now: now, Repo: githubRepo,
+		Status:  engine.Status{Branches: []engine.BranchStatus{{Name: "main", Tip: tip, LastSquash: []byte(report)}}},
+		History: []engine.HistoryEntry{{Commit: tip, Cause: "squash", Time: now.Add(-3 * time.Hour)}},
+	}
+	var b bytes.Buffer
+	if err := statuspage.Render(&b, d); err != nil {
+		t.Fatal(err)
+	}
+	page := b.String()
+	for _, want := range []string{"last squash", "squashed 3 h ago", "5 folded, 2 replayed", "refs/pinroll/backup/main/1700000000", "<strong>squash</strong> folded"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+}

@@ -19,6 +19,7 @@
 //	streams     env \x00 image \x00 at kt sid(key id) → pos: the history of one (env, image)
 //	committed   env \x00 image \x00 key time \x00 sid(key id) → pos: one entry per pin key
 //	promotions  image \x00 tag \x00 env           → {"env","image","tag",…,"created"}
+//	squashes    branch                            → {"branch","time","report"}: the last squash
 //
 // The position pos of a history entry is at kt sid(key id) \x00 env \x00 image,
 // where at is the entry's time and kt its key's time, 12 bytes each
@@ -65,11 +66,13 @@ var (
 	bucketStreams    = []byte("streams")
 	bucketCommitted  = []byte("committed")
 	bucketPromotions = []byte("promotions")
+	bucketSquashes   = []byte("squashes")
 )
 
 var buckets = [][]byte{
 	bucketDeliveries, bucketDigests, bucketTags, bucketPins,
 	bucketHolds, bucketEntries, bucketStreams, bucketCommitted, bucketPromotions,
+	bucketSquashes,
 }
 
 // bucketOldHistory held the history of earlier versions (time + sequence →
@@ -896,6 +899,74 @@ func (l *Ledger) DeletePromotion(ctx context.Context, env, image, tag string) er
 		return fmt.Errorf("bolt: delete promotion %s/%s:%s: %w", env, image, tag, err)
 	}
 	return nil
+}
+
+// --- squashes ---
+
+type squashRecord struct {
+	Branch string          `json:"branch"`
+	Time   time.Time       `json:"time"`
+	Report json.RawMessage `json:"report,omitempty"`
+}
+
+// RecordSquash stores s as the last squash of its branch unless a newer one
+// is stored ([ledger.KeepSquash]), and writes its history entry once, in one
+// transaction.
+func (l *Ledger) RecordSquash(ctx context.Context, s ledger.Squash) error {
+	if len(s.Report) > 0 && !json.Valid(s.Report) {
+		return fmt.Errorf("bolt: record squash of %s: the report is not JSON", s.Branch)
+	}
+	err := l.update(ctx, func(tx *bbolt.Tx) error {
+		k, err := join(s.Branch)
+		if err != nil {
+			return err
+		}
+		b := tx.Bucket(bucketSquashes)
+		var cur squashRecord
+		found, err := get(b, k, &cur)
+		if err != nil {
+			return err
+		}
+		if ledger.KeepSquash(ledger.Squash{Branch: cur.Branch, Time: cur.Time}, found, s) {
+			if err := put(b, k, squashRecord{Branch: s.Branch, Time: s.Time.UTC(), Report: s.Report}); err != nil {
+				return err
+			}
+		}
+		if s.Entry == nil {
+			return nil
+		}
+		ck, err := committedKey(s.Entry.Env, s.Entry.Image, s.Entry.Key)
+		if err != nil {
+			return err
+		}
+		if tx.Bucket(bucketCommitted).Get(ck) != nil {
+			return nil
+		}
+		return putEntry(tx, *s.Entry)
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: record squash of %s: %w", s.Branch, err)
+	}
+	return nil
+}
+
+// Squashes returns the last squash of every branch, ordered by branch.
+func (l *Ledger) Squashes(ctx context.Context) ([]ledger.Squash, error) {
+	var out []ledger.Squash
+	err := l.view(ctx, func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketSquashes).ForEach(func(k, v []byte) error {
+			var rec squashRecord
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("decode %q: %w", k, err)
+			}
+			out = append(out, ledger.Squash{Branch: rec.Branch, Time: rec.Time, Report: []byte(rec.Report)})
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: squashes: %w", err)
+	}
+	return out, nil
 }
 
 // --- helpers ---

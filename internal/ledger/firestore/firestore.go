@@ -28,6 +28,7 @@
 //	history/{env|image}                          env, image (one stream per pinned (env, image))
 //	history/{env|image}/entries/{keyTime|sid(keyID)}  env, image, digest, tag, commit, cause, keyTime…, time
 //	promotions/{env|image|tag}                   env, image, tag, source, url, prerelease, delivery, state, reason, created
+//	squashes/{branch}                            branch, time, report (JSON text): the last squash
 //
 // No document holds an unbounded array: a digest named by any number of
 // messages is one small document, its tags one document each below it, every
@@ -88,6 +89,7 @@ const (
 	colHistory    = "history"
 	colEntries    = "entries"
 	colPromotions = "promotions"
+	colSquashes   = "squashes"
 )
 
 // Ledger is a [ledger.Ledger] stored in a Firestore database. It is safe for
@@ -978,4 +980,69 @@ func (l *Ledger) DeletePromotion(ctx context.Context, env, image, tag string) er
 	}
 	_, err := l.promotionRef(env, image, tag).Delete(ctx)
 	return l.wrap(err, "delete promotion %s/%s:%s", env, image, tag)
+}
+
+// --- squashes ----------------------------------------------------------------------
+
+type squashDoc struct {
+	Branch string    `firestore:"branch"`
+	Time   time.Time `firestore:"time"`
+	Report string    `firestore:"report"`
+}
+
+func (l *Ledger) squashRef(branch string) *firestore.DocumentRef {
+	return l.client.Collection(colSquashes).Doc(capID(docID(branch)))
+}
+
+// RecordSquash stores s as the last squash of its branch unless a newer one
+// is stored ([ledger.KeepSquash]), and writes its history entry once, in one
+// transaction.
+func (l *Ledger) RecordSquash(ctx context.Context, s ledger.Squash) error {
+	ref := l.squashRef(s.Branch)
+	refs := []*firestore.DocumentRef{ref}
+	if s.Entry != nil {
+		refs = append(refs, l.entryRef(s.Entry.Env, s.Entry.Image, s.Entry.Key))
+	}
+	err := l.runTx(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		snaps, err := tx.GetAll(refs)
+		if err != nil {
+			return err
+		}
+		var cur squashDoc
+		found, err := decode(snaps[0], &cur)
+		if err != nil {
+			return err
+		}
+		if ledger.KeepSquash(ledger.Squash{Branch: cur.Branch, Time: utc(cur.Time)}, found, s) {
+			if err := tx.Set(ref, squashDoc{Branch: s.Branch, Time: utc(s.Time), Report: string(s.Report)}); err != nil {
+				return err
+			}
+		}
+		if s.Entry == nil || snaps[1].Exists() {
+			return nil
+		}
+		e := *s.Entry
+		if err := tx.Set(l.streamRef(e.Env, e.Image), streamDoc{Env: e.Env, Image: e.Image}); err != nil {
+			return err
+		}
+		return tx.Create(refs[1], toEntryDoc(e))
+	})
+	return l.wrap(err, "record squash of %s", s.Branch)
+}
+
+// Squashes returns the last squash of every branch, ordered by branch.
+func (l *Ledger) Squashes(ctx context.Context) ([]ledger.Squash, error) {
+	if err := l.check(ctx); err != nil {
+		return nil, l.wrap(err, "squashes")
+	}
+	docs, err := all[squashDoc](l.client.Collection(colSquashes).Documents(ctx))
+	if err != nil {
+		return nil, l.wrap(err, "squashes")
+	}
+	out := make([]ledger.Squash, 0, len(docs))
+	for _, d := range docs {
+		out = append(out, ledger.Squash{Branch: d.Branch, Time: utc(d.Time), Report: []byte(d.Report)})
+	}
+	slices.SortFunc(out, func(a, b ledger.Squash) int { return strings.Compare(a.Branch, b.Branch) })
+	return out, nil
 }

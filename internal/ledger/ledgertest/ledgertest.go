@@ -59,6 +59,7 @@ func Run(t *testing.T, open func(t *testing.T) ledger.Ledger) {
 		{"Paging", s.pagingCases()},
 		{"HoldReason", s.holdReasonCases()},
 		{"RepointPins", s.repointCases()},
+		{"Squash", s.squashCases()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
@@ -910,6 +911,55 @@ func (s *suite) repointCases() []testCase {
 				t.Errorf("RepointPins again = %d, %v; want nothing moved", n, err)
 			}
 		}},
+	}
+}
+
+// --- RecordSquash -----------------------------------------------------------
+
+func (s *suite) squashCases() []testCase {
+	fold := func(n int, branch, commit string) *ledger.Entry {
+		return &ledger.Entry{Commit: commit, Cause: ledger.CauseSquash,
+			Key: ledger.Key{Time: at(n), ID: "squash/" + branch + "/" + commit}, Time: at(n)}
+	}
+	return []testCase{
+		{"Empty", func(t *testing.T) {
+			checkSquashes(t, s.ledger(t), nil)
+		}},
+		{"LastPerBranchNewestWins", func(t *testing.T) {
+			l := s.ledger(t)
+			ctx := t.Context()
+			main1 := ledger.Squash{Branch: "main", Time: at(10), Report: []byte(`{"outcome":"squashed","new_tip":"s1"}`), Entry: fold(10, "main", "s1")}
+			main2 := ledger.Squash{Branch: "main", Time: at(20), Report: []byte(`{"outcome":"nothing"}`)}
+			rel := ledger.Squash{Branch: "release/1", Time: at(15), Report: []byte(`{"outcome":"aborted","reason":"raced"}`)}
+			must(t, l.RecordSquash(ctx, main1))
+			must(t, l.RecordSquash(ctx, main2))
+			must(t, l.RecordSquash(ctx, rel))
+			// An older report arriving late keeps the newer one, yet its fold
+			// is history all the same.
+			late := ledger.Squash{Branch: "main", Time: at(5), Report: []byte(`{"outcome":"squashed","new_tip":"s0"}`), Entry: fold(5, "main", "s0")}
+			must(t, l.RecordSquash(ctx, late))
+			checkSquashes(t, l, []ledger.Squash{main2, rel})
+			// One entry per fold, however often it is recorded.
+			must(t, l.RecordSquash(ctx, main1))
+			checkHistory(t, l, ledger.HistoryQuery{}, []ledger.Entry{*main1.Entry, *late.Entry})
+			checkHistory(t, l, ledger.HistoryQuery{Env: "dev"}, nil)
+		}},
+	}
+}
+
+func checkSquashes(t *testing.T, l ledger.Ledger, want []ledger.Squash) {
+	t.Helper()
+	got, err := l.Squashes(t.Context())
+	if err != nil {
+		t.Fatalf("Squashes: %v", err)
+	}
+	same := len(got) == len(want)
+	for i := 0; same && i < len(got); i++ {
+		g, w := got[i], want[i]
+		same = g.Branch == w.Branch && g.Time.Equal(w.Time) && string(g.Report) == string(w.Report) && g.Entry == nil
+	}
+	if !same {
+		t.Errorf("Squashes\n got  %+v\n want %+v", got, want)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/pinroll/pinroll/internal/config"
 	"github.com/pinroll/pinroll/internal/demo"
 	"github.com/pinroll/pinroll/internal/engine"
+	"github.com/pinroll/pinroll/internal/gitops"
 	"github.com/pinroll/pinroll/internal/gitops/github"
 	"github.com/pinroll/pinroll/internal/gitops/local"
 	"github.com/pinroll/pinroll/internal/ledger"
@@ -66,6 +67,8 @@ type World struct {
 	Name   string
 	Engine *engine.Engine
 	Ledger ledger.Ledger
+	// Repo is the engine's git backend, for writing people's commits.
+	Repo gitops.Repo
 	// Log is main's first-parent history, newest first.
 	Log func(t testing.TB) []Commit
 	// File is path at the tip of main ("" when absent).
@@ -134,6 +137,7 @@ func OpenLocal(t testing.TB, l ledger.Ledger) *World {
 		Name:   "local",
 		Engine: engine.New(engine.Options{Config: Config(t, gitDir), Ledger: l, Repo: r, Backoff: time.Millisecond}),
 		Ledger: l,
+		Repo:   r,
 		Log: func(t testing.TB) []Commit {
 			var out []Commit
 			for _, c := range gittest.Log(t, gitDir, "main") {
@@ -159,6 +163,7 @@ func OpenGitHub(t testing.TB) *World {
 		Name:   "github",
 		Engine: engine.New(engine.Options{Config: Config(t, gh.RepoURL()), Ledger: l, Repo: r, Backoff: time.Millisecond}),
 		Ledger: l,
+		Repo:   r,
 		Log: func(t testing.TB) []Commit {
 			var out []Commit
 			for _, c := range gh.Log("main") {
