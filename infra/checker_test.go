@@ -205,8 +205,10 @@ locals {
 			check: checkSecrets, want: "shaped like a secret",
 		},
 		{
-			name:  "a GitHub token in tfvars",
-			edit:  func(f map[string]string) { f["terraform.tfvars"] = "note = \"ghp_abcdefghijklmnopqrstuvwxyz0123456789\"\n" },
+			name: "a GitHub token in tfvars",
+			edit: func(f map[string]string) {
+				f["terraform.tfvars"] = "note = \"ghp_abcdefghijklmnopqrstuvwxyz0123456789\"\n"
+			},
 			check: checkSecrets, want: "shaped like a secret",
 		},
 		{
