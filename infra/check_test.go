@@ -443,6 +443,7 @@ func checkSecrets(m *module) []string {
 			}
 		}
 	}
+	problems = append(problems, checkSecretEnv(m)...)
 	for _, r := range m.resources("google_secret_manager_secret_version") {
 		sec, ok := r.body.Attributes["secret"]
 		if !ok || !refersTo(sec.Expr, "google_secret_manager_secret.config.") {
@@ -459,6 +460,49 @@ func checkSecrets(m *module) []string {
 		if !isCall {
 			problems = append(problems, fmt.Sprintf("%s: the config's secret_data must be file(var.config_file)", r))
 		}
+	}
+	return problems
+}
+
+// secretEnv names an environment variable that carries a credential.
+var secretEnv = regexp.MustCompile(`(?i)(TOKEN|SECRET|PRIVATE_KEY|PASSWORD)$`)
+
+// checkSecretEnv: an environment variable named like a credential
+// (PINROLL_GITHUB_TOKEN, PINROLL_WEBHOOK_SECRET, …) gets its value from a
+// Secret Manager secret, whether it is an env block or the key of a map
+// that dynamic env blocks range over.
+func checkSecretEnv(m *module) []string {
+	var problems []string
+	fromSecret := func(e hcl.Expression) bool { return refersTo(e, "google_secret_manager_secret.") }
+	for _, n := range m.names() {
+		_ = hclsyntax.VisitAll(m.files[n], func(node hclsyntax.Node) hcl.Diagnostics {
+			switch x := node.(type) {
+			case *hclsyntax.ObjectConsExpr:
+				for _, item := range x.Items {
+					k, diags := item.KeyExpr.Value(nil)
+					if diags.HasErrors() || k.Type() != cty.String || !secretEnv.MatchString(k.AsString()) {
+						continue
+					}
+					if !fromSecret(item.ValueExpr) {
+						problems = append(problems, fmt.Sprintf("%s: %s does not come from a Secret Manager secret", item.ValueExpr.Range(), k.AsString()))
+					}
+				}
+			case *hclsyntax.Block:
+				if x.Type != "env" {
+					return nil
+				}
+				name, ok := x.Body.Attributes["name"]
+				if !ok {
+					return nil
+				}
+				if s, ok := literal(name.Expr); ok && secretEnv.MatchString(s) {
+					if _, plain := x.Body.Attributes["value"]; plain {
+						problems = append(problems, fmt.Sprintf("%s: env %s is a plain value, not a secret reference", x.DefRange(), s))
+					}
+				}
+			}
+			return nil
+		})
 	}
 	return problems
 }

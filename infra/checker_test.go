@@ -223,6 +223,16 @@ locals {
 			check: checkSecrets, want: "variable github_token has a default value",
 		},
 		{
+			name:  "a token in a plain env block",
+			edit:  replace("services.tf", "    containers {\n", "    containers {\n      env {\n        name  = \"PINROLL_GITHUB_TOKEN\"\n        value = var.token\n      }\n"),
+			check: checkSecrets, want: "env PINROLL_GITHUB_TOKEN is a plain value",
+		},
+		{
+			name:  "a webhook secret in an env map, not from Secret Manager",
+			edit:  appendTo("services.tf", "locals {\n  env = { PINROLL_WEBHOOK_SECRET = var.webhook }\n}"),
+			check: checkSecrets, want: "PINROLL_WEBHOOK_SECRET does not come from a Secret Manager secret",
+		},
+		{
 			name:  "roles/editor",
 			edit:  replace("iam.tf", `"roles/run.invoker"`, `"roles/editor"`),
 			check: checkRoles, want: "primitive role roles/editor",

@@ -13,6 +13,8 @@ resource "google_service_account" "runtime" {
 
   account_id   = each.value.service
   display_name = "pinroll ${each.key} (Cloud Run runtime)"
+
+  depends_on = [google_project_service.apis]
 }
 
 resource "google_project_iam_member" "firestore" {
@@ -75,6 +77,8 @@ resource "google_secret_manager_secret_iam_member" "webhook" {
 resource "google_service_account" "push_invoker" {
   account_id   = "pinroll-pubsub-push"
   display_name = "pinroll Pub/Sub push to OnImagePushed"
+
+  depends_on = [google_project_service.apis]
 }
 
 resource "google_cloud_run_v2_service_iam_member" "push_invoker" {
@@ -91,12 +95,17 @@ resource "google_service_account_iam_member" "pubsub_agent_token_creator" {
   # older than April 2021; harmless after).
   role   = "roles/iam.serviceAccountTokenCreator"
   member = local.pubsub_agent
+
+  # The Pub/Sub service agent exists once the Pub/Sub API is on.
+  depends_on = [google_project_service.apis]
 }
 
 # The identity of the weekly squash's OIDC tokens.
 resource "google_service_account" "scheduler" {
   account_id   = "pinroll-scheduler"
   display_name = "pinroll Cloud Scheduler to Squash"
+
+  depends_on = [google_project_service.apis]
 }
 
 resource "google_cloud_run_v2_service_iam_member" "scheduler_invoker" {
@@ -150,6 +159,8 @@ resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
 resource "google_service_account" "deployer" {
   account_id   = "pinroll-deployer"
   display_name = "pinroll Cloud Build deployer"
+
+  depends_on = [google_project_service.apis]
 }
 
 resource "google_artifact_registry_repository_iam_member" "deployer_writer" {
