@@ -48,6 +48,10 @@ resource "google_secret_manager_secret_version" "config" {
   secret_data = file(var.config_file)
 
   lifecycle {
+    # A config change adds the new version before the old one goes, so a
+    # starting instance always finds one; old versions do not pile up.
+    create_before_destroy = true
+
     precondition {
       condition     = endswith(trimsuffix(try(local.config.git.repo, ""), ".git"), "github.com/${var.gitops_repo}")
       error_message = "The config's git.repo must be https://github.com/${var.gitops_repo}."
