@@ -18,18 +18,21 @@ import {
   id       = "projects/${var.project}/databases/(default)"
 }
 
-# A TTL policy on deliveries.at keeps the dedupe records from growing without
-# bound (https://firebase.google.com/docs/firestore/ttl). Firestore deletes a
-# document once the time in its TTL field has passed (typically within a day).
+# A TTL policy on deliveries.expireAt keeps the dedupe records from growing
+# without bound (https://firebase.google.com/docs/firestore/ttl). Firestore
+# deletes a document once the time in its TTL field has passed (typically
+# within a day), so the ledger writes the expiry there: handled time + 7 days,
+# Pub/Sub's default retention. (SPEC §8 says deliveries.at, the handled time:
+# that would forget a delivery within a day of handling it.)
 resource "google_firestore_field" "deliveries_ttl" {
   project    = var.project
   database   = google_firestore_database.default.name
   collection = "deliveries"
-  field      = "at"
+  field      = "expireAt"
 
   ttl_config {}
 
-  # No query reads deliveries by "at": an unindexed, ever-increasing
+  # No query reads deliveries by "expireAt": an unindexed, ever-increasing
   # timestamp avoids the write hotspot an index on it would make.
   index_config {}
 }

@@ -64,16 +64,16 @@ func TestTerraformFiles(t *testing.T) {
 			t.Errorf("no %s resource", want)
 		}
 	}
-	// The TTL policy is on deliveries.at, the ledger's delivery records.
+	// The TTL policy is on deliveries.expireAt, the expiry the ledger writes.
 	ttl := false
 	for _, r := range m.resources("google_firestore_field") {
 		c, _ := literal(r.body.Attributes["collection"].Expr)
 		f, _ := literal(r.body.Attributes["field"].Expr)
 		_, hasTTL := block(r.body, "ttl_config")
-		ttl = ttl || (c == "deliveries" && f == "at" && hasTTL)
+		ttl = ttl || (c == "deliveries" && f == "expireAt" && hasTTL)
 	}
 	if !ttl {
-		t.Error("no TTL policy on deliveries.at")
+		t.Error("no TTL policy on deliveries.expireAt")
 	}
 }
 
