@@ -8,7 +8,7 @@ resource "google_cloud_scheduler_job" "squash" {
   region           = var.region
   schedule         = var.squash_schedule
   time_zone        = var.time_zone
-  attempt_deadline = "320s"
+  attempt_deadline = "660s" # past /squash's 10-minute deadline, so the report comes back
 
   retry_config {
     retry_count          = 3

@@ -19,7 +19,7 @@ locals {
     }
     Squash = {
       service  = "pinroll-squash"
-      timeout  = "300s"
+      timeout  = "660s" # /squash has its own 10-minute deadline (GitHub writes are paced)
       registry = false
       pins     = false
     }
