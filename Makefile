@@ -22,7 +22,7 @@ run: build ## Seed the local demo GitOps repo + bbolt ledger under .pinroll/ and
 	./$(BIN) serve --config $(CONFIG)
 
 .PHONY: test
-test: ## Run the whole test suite (emulator tests run when gcloud is installed; required under CI=true)
+test: tf-fmt ## Run the whole test suite and the Terraform format check (emulator tests run when gcloud is installed; required under CI=true)
 	$(GO) vet $(PKGS)
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
@@ -47,6 +47,28 @@ lint: ## go vet + gofmt check
 .PHONY: fmt
 fmt: ## Format the Go code
 	gofmt -w .
+
+# The container image and the Cloud Build deploy (README, "Deploy to Google Cloud").
+IMAGE   ?= pinroll:dev
+PROJECT ?= $(shell gcloud config get-value project 2>/dev/null)
+REGION  ?= asia-northeast2
+
+.PHONY: image
+image: ## Build the container image $(IMAGE) (needs a Docker engine)
+	docker build -t $(IMAGE) .
+
+.PHONY: tf-fmt
+tf-fmt: ## Check the Terraform's format (terraform fmt -check; skipped without terraform, except under CI=true)
+	@if command -v terraform >/dev/null 2>&1; then \
+		terraform fmt -check -recursive infra || { echo "run: terraform fmt -recursive infra"; exit 1; }; \
+	elif [ "$$CI" = true ]; then echo "tf-fmt: terraform not found (required under CI=true)"; exit 1; \
+	else echo "tf-fmt: terraform not found, skipping the Terraform format check"; fi
+
+.PHONY: deploy
+deploy: ## Test, build, push and roll out with Cloud Build as infra/'s deployer account (PROJECT, REGION)
+	gcloud builds submit --project $(PROJECT) --config cloudbuild.yaml \
+		--substitutions _REGION=$(REGION) \
+		--service-account "$$(terraform -chdir=infra output -raw deployer_service_account)" .
 
 .PHONY: clean
 clean: ## Remove bin/ and the local demo state in .pinroll/

@@ -13,6 +13,10 @@
 //     by Eventarc as google.cloud.pubsub.topic.v1.messagePublished (SPEC §4.1).
 //   - OnGitHubWebhook (HTTP): a GitHub webhook, verified by its HMAC signature
 //     (SPEC §4.2); the release event promotes to release environments.
+//   - Squash (HTTP): POST /squash, also at /, behind the ops auth: the
+//     weekly squash Cloud Scheduler calls with an OIDC token (SPEC §4.3, §6.3).
+//   - Ops (HTTP): the ops routes (deploy, resume, status, history and the
+//     status page), behind the ops auth (SPEC §4.3).
 package function
 
 import (
@@ -37,6 +41,34 @@ import (
 func init() {
 	functions.CloudEvent("OnImagePushed", OnImagePushed)
 	functions.HTTP("OnGitHubWebhook", OnGitHubWebhook)
+	functions.HTTP("Squash", Squash)
+	functions.HTTP("Ops", Ops)
+}
+
+// Squash serves POST /squash exactly as `pinroll serve` does, at /squash and
+// at / (SPEC §4.3, §6.3), behind the ops auth, with its own deadline
+// ([server.SquashTimeout]; the Cloud Run service's request timeout must be
+// at least as long).
+func Squash(w http.ResponseWriter, r *http.Request) {
+	t, err := defaultTarget.get(r.Context())
+	if err != nil {
+		http.Error(w, `{"error":"pinroll is not ready"}`, http.StatusServiceUnavailable)
+		return
+	}
+	t.srv.HandleSquash(w, r)
+}
+
+// Ops serves the ops routes exactly as `pinroll serve` does (SPEC §4.3):
+// POST /deploy and /resume, GET /status, /history and the status page /,
+// behind the ops auth (PINROLL_OPS_TOKEN, or a Google ID token of one of
+// PINROLL_OIDC_INVOKERS for PINROLL_OIDC_AUDIENCE).
+func Ops(w http.ResponseWriter, r *http.Request) {
+	t, err := defaultTarget.get(r.Context())
+	if err != nil {
+		http.Error(w, `{"error":"pinroll is not ready"}`, http.StatusServiceUnavailable)
+		return
+	}
+	t.srv.HandleOps(w, r)
 }
 
 // OnGitHubWebhook handles a GitHub webhook delivery exactly as POST /github
@@ -152,6 +184,7 @@ func openTarget(ctx context.Context) (*target, error) {
 		return nil, fmt.Errorf("pinroll function: %w", err)
 	}
 	log.Info("pinroll function ready", "repo", cfg.Git.Repo, "ledger", cfg.Ledger)
-	srv := server.New(server.Options{Engine: a.Engine, Logger: log, WebhookSecret: cfg.Secrets.WebhookSecret})
+	auth := &server.Auth{OpsToken: cfg.Secrets.OpsToken, Audience: cfg.Secrets.OIDCAudience, Invokers: cfg.Secrets.OIDCInvokers}
+	srv := server.New(server.Options{Engine: a.Engine, Logger: log, Auth: auth, WebhookSecret: cfg.Secrets.WebhookSecret})
 	return &target{eng: a.Engine, srv: srv, log: log}, nil
 }

@@ -203,3 +203,77 @@ func TestOnGitHubWebhook(t *testing.T) {
 		t.Fatalf("prod overlay:\n%s", prod)
 	}
 }
+
+// TestOps: the Ops target serves the ops routes behind the ops auth, and
+// only them.
+func TestOps(t *testing.T) {
+	t.Parallel()
+	w := apptest.Open(t)
+	srv := server.New(server.Options{Engine: w.App.Engine, Logger: w.Log, Auth: &server.Auth{OpsToken: "tok"}})
+	f := &target{eng: w.App.Engine, srv: srv, log: w.Log}
+	if _, err := server.PushGAR(t.Context(), f.eng, push("o1", digest(1)), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := server.PushGAR(t.Context(), f.eng, push("o2", digest(2)), nil); err != nil {
+		t.Fatal(err)
+	}
+	call := func(method, path, body, token string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(method, path, strings.NewReader(body))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		rec := httptest.NewRecorder()
+		f.srv.HandleOps(rec, req)
+		return rec
+	}
+	if rec := call("GET", "/status", "", ""); rec.Code != http.StatusUnauthorized {
+		t.Fatalf("status without a token: %d", rec.Code)
+	}
+	rec := call("POST", "/deploy", `{"env":"dev","image":"server","rollback":1}`, "tok")
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"outcome":"pinned"`) {
+		t.Fatalf("deploy: %d %s", rec.Code, rec.Body)
+	}
+	if dev := string(gittest.File(t, w.Repo, "main", devPath)); !strings.Contains(dev, digest(1)) {
+		t.Fatalf("dev overlay after rollback:\n%s", dev)
+	}
+	if rec := call("GET", "/", "", "tok"); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "<html") {
+		t.Fatalf("page: %d", rec.Code)
+	}
+	if rec := call("POST", "/gar", "{}", "tok"); rec.Code != http.StatusNotFound {
+		t.Fatalf("/gar on the Ops target: %d, want 404", rec.Code)
+	}
+}
+
+// TestSquash: the Squash target serves POST /squash at / (where Cloud
+// Scheduler may post) and at /squash, behind the ops auth, and nothing else.
+func TestSquash(t *testing.T) {
+	t.Parallel()
+	w := apptest.Open(t)
+	srv := server.New(server.Options{Engine: w.App.Engine, Logger: w.Log, Auth: &server.Auth{OpsToken: "tok"}})
+	f := &target{eng: w.App.Engine, srv: srv, log: w.Log}
+	call := func(method, path, body, token string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(method, path, strings.NewReader(body))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		rec := httptest.NewRecorder()
+		f.srv.HandleSquash(rec, req)
+		return rec
+	}
+	tests := []struct {
+		name, method, path, body, token string
+		want                            int
+		says                            string
+	}{
+		{"no token", "POST", "/", "{}", "", http.StatusUnauthorized, `"error"`},
+		{"at /", "POST", "/", `{"dry_run":true}`, "tok", http.StatusOK, `"outcome":"nothing"`},
+		{"at /squash", "POST", "/squash", `{"env":"dev"}`, "tok", http.StatusOK, `"branch":"main"`},
+		{"not the ops routes", "POST", "/deploy", `{}`, "tok", http.StatusNotFound, ""},
+	}
+	for _, tc := range tests {
+		rec := call(tc.method, tc.path, tc.body, tc.token)
+		if rec.Code != tc.want || !strings.Contains(rec.Body.String(), tc.says) {
+			t.Errorf("%s: %d %s, want %d with %s", tc.name, rec.Code, rec.Body, tc.want, tc.says)
+		}
+	}
+}

@@ -114,10 +114,3 @@ func printCheck(w io.Writer, cfg *config.Config, out checkOutput) {
 		fmt.Fprintln(w, l)
 	}
 }
-
-func shortSHA(s string) string {
-	if len(s) > 12 {
-		return s[:12]
-	}
-	return s
-}

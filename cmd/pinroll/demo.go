@@ -25,7 +25,7 @@ func demoSeed(ctx context.Context, env *cliEnv, args []string) error {
 	} else if len(pos) > 0 {
 		return usageError{fmt.Sprintf("unexpected argument %q", pos[0])}
 	}
-	cfg, err := config.Load(config.Path(*cfgPath, env.getenv), env.getenv)
+	cfg, err := loadConfig(env, *cfgPath)
 	if err != nil {
 		return err
 	}

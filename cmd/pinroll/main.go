@@ -1,5 +1,5 @@
 // Command pinroll pins Artifact Registry digests into a GitOps repository.
-// Run `pinroll --help` for the commands; SPEC §4.4 describes them.
+// Run `pinroll --help` for the commands.
 package main
 
 import (
@@ -52,6 +52,9 @@ func run(ctx context.Context, env *cliEnv, args []string) int {
 			return 2
 		}
 		return 0
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		args = []string{"version"}
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {
@@ -108,10 +111,16 @@ func flags(env *cliEnv, name string) *flag.FlagSet {
 // arguments (`pinroll notify IMAGE@D --tag T`) and returns the positionals.
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
+	// The flag package prints the usage on every error; run prints the
+	// usage line of a mistake itself, so print the help only when asked.
+	help := fs.Usage
+	fs.Usage = func() {}
+	defer func() { fs.Usage = help }()
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return nil, err // the flag set already printed its usage
+				help()
+				return nil, err
 			}
 			return nil, usageError{err.Error()}
 		}

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -28,7 +27,7 @@ func notify(ctx context.Context, env *cliEnv, args []string) error {
 	fs := flags(env, "notify")
 	configFlag(fs)
 	tag := fs.String("tag", "", "the tag pushed with the digest (e.g. latest); empty for an untagged push")
-	srv := fs.String("server", serverDefault(env), "pinroll server URL (default $PINROLL_SERVER, else http://localhost:8080)")
+	srv := serverFlag(env, fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -58,32 +57,33 @@ func notify(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(*srv, "/")+"/gar", nil)
+	server, err := serverURL(*srv)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, server+"/gar", nil)
 	if err != nil {
 		return fmt.Errorf("server URL %q: %w", *srv, err)
 	}
 	if err := cehttp.WriteRequest(ctx, binding.ToMessage(&ev), req); err != nil {
 		return fmt.Errorf("encode CloudEvent: %w", err)
 	}
-	return send(env, req)
+	return send(ctx, env, req)
 }
 
-// send performs req with the ops token, prints the JSON answer to stdout and
-// fails on a non-2xx status.
-func send(env *cliEnv, req *http.Request) error {
-	if tok := env.getenv("PINROLL_OPS_TOKEN"); tok != "" && req.Header.Get("Authorization") == "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
+// send performs req with the ops credentials (see authorize) and prints the
+// server's JSON answer to stdout; a refused request fails with the server's
+// error text.
+func send(ctx context.Context, env *cliEnv, req *http.Request) error {
+	server := req.URL.Scheme + "://" + req.URL.Host
+	if err := authorize(ctx, env, req, server); err != nil {
+		return err
 	}
-	resp, err := (&http.Client{Timeout: 2 * time.Minute}).Do(req)
+	body, err := do(env, req)
 	if err != nil {
-		return fmt.Errorf("send to %s: %w", req.URL.Redacted(), err)
+		return err
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	fmt.Fprintln(env.stdout, strings.TrimSpace(string(body)))
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s answered %s", req.URL.Redacted(), resp.Status)
-	}
 	return nil
 }
 

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/google/go-github/v62/github"
+
+	"github.com/pinroll/pinroll/internal/engine"
 )
 
 func init() {
@@ -28,7 +30,7 @@ func release(ctx context.Context, env *cliEnv, args []string) error {
 	fs := flags(env, "release")
 	configFlag(fs)
 	pre := fs.Bool("prerelease", false, "mark the release as a prerelease")
-	srv := fs.String("server", serverDefault(env), "pinroll server URL (default $PINROLL_SERVER, else http://localhost:8080)")
+	srv := serverFlag(env, fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -40,6 +42,9 @@ func release(ctx context.Context, env *cliEnv, args []string) error {
 	owner, name, ok := strings.Cut(repo, "/")
 	if !ok || owner == "" || name == "" || strings.Contains(name, "/") {
 		return usageError{fmt.Sprintf("%q is not OWNER/REPO", repo)}
+	}
+	if !engine.IsSemver(tag) {
+		return usageError{fmt.Sprintf("tag %q is not a release version such as v1.2.3: pinroll promotes semver releases only", tag)}
 	}
 	secret := env.getenv("PINROLL_WEBHOOK_SECRET")
 	if secret == "" {
@@ -61,7 +66,11 @@ func release(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return fmt.Errorf("encode release event: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(*srv, "/")+"/github", bytes.NewReader(body))
+	server, err := serverURL(*srv)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, server+"/github", bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("server URL %q: %w", *srv, err)
 	}
@@ -71,5 +80,5 @@ func release(ctx context.Context, env *cliEnv, args []string) error {
 	req.Header.Set(github.EventTypeHeader, "release")
 	req.Header.Set(github.DeliveryIDHeader, newMessageID())
 	req.Header.Set(github.SHA256SignatureHeader, "sha256="+hex.EncodeToString(mac.Sum(nil)))
-	return send(env, req)
+	return send(ctx, env, req)
 }

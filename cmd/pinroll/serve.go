@@ -3,21 +3,25 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/pinroll/pinroll/internal/app"
 	"github.com/pinroll/pinroll/internal/config"
+	"github.com/pinroll/pinroll/internal/gitops"
 	"github.com/pinroll/pinroll/internal/logging"
 	"github.com/pinroll/pinroll/internal/server"
 )
 
 func init() {
 	commands["serve"] = command{
-		summary: "Serve every HTTP route on one port (SPEC §4).",
+		summary: "Serve every HTTP route on one port (loopback only when no ops auth is set).",
 		usage:   "[--config F] [--addr HOST:PORT]",
 		run:     serve,
 	}
@@ -27,16 +31,38 @@ func init() {
 // ./pinroll.yaml) and opens the app it describes, logging JSON to stdout: the
 // start of every command that runs pinroll in process (serve, watch).
 func openApp(ctx context.Context, env *cliEnv, cfgFlag string) (*app.App, *slog.Logger, error) {
-	cfg, err := config.Load(config.Path(cfgFlag, env.getenv), env.getenv)
+	cfg, err := loadConfig(env, cfgFlag)
 	if err != nil {
 		return nil, nil, err
 	}
 	log := logging.New(env.stdout, slog.LevelInfo)
 	a, err := app.Open(ctx, cfg, env.getenv, log)
+	if errors.Is(err, gitops.ErrNotFound) && !strings.Contains(cfg.Git.Repo, "://") {
+		return nil, nil, fmt.Errorf("%w; to try pinroll locally, seed the demo repository with `pinroll demo%s` first", err, configArg(cfgFlag))
+	}
 	if err != nil {
 		return nil, nil, err
 	}
 	return a, log, nil
+}
+
+// loadConfig loads the config (--config, else $PINROLL_CONFIG, else
+// ./pinroll.yaml); a missing file says how to name one.
+func loadConfig(env *cliEnv, cfgFlag string) (*config.Config, error) {
+	path := config.Path(cfgFlag, env.getenv)
+	cfg, err := config.Load(path, env.getenv)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("no config file at %s: pass --config FILE or set $PINROLL_CONFIG (examples/pinroll.yaml is the demo's)", path)
+	}
+	return cfg, err
+}
+
+// configArg is " --config F" when the user gave one, for hints.
+func configArg(cfgFlag string) string {
+	if cfgFlag == "" {
+		return ""
+	}
+	return " --config " + cfgFlag
 }
 
 func serve(ctx context.Context, env *cliEnv, args []string) error {
@@ -59,14 +85,19 @@ func serve(ctx context.Context, env *cliEnv, args []string) error {
 	defer a.Close()
 	cfg := a.Config
 	auth := &server.Auth{OpsToken: cfg.Secrets.OpsToken, Audience: cfg.Secrets.OIDCAudience, Invokers: cfg.Secrets.OIDCInvokers}
+	listen := *addr
 	if auth.Open() {
-		log.Warn("no PINROLL_OPS_TOKEN or PINROLL_OIDC_AUDIENCE set: /gar and the ops routes accept unauthenticated calls (fine for local mode only)")
+		// Open routes: this machine only, unless --addr asks for more.
+		if !flagSet(fs, "addr") {
+			listen = loopback(listen)
+		}
+		log.Warn("no PINROLL_OPS_TOKEN or PINROLL_OIDC_AUDIENCE set: /gar and the ops routes accept unauthenticated calls (local mode); listening on " + listen)
 	}
 	srv := server.New(server.Options{Engine: a.Engine, Logger: log, Auth: auth, WebhookSecret: cfg.Secrets.WebhookSecret, Project: env.getenv("GOOGLE_CLOUD_PROJECT")})
 
-	ln, err := net.Listen("tcp", *addr)
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", *addr, err)
+		return fmt.Errorf("listen on %s: %w", listen, err)
 	}
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute}
 	log.Info("pinroll serving", "addr", ln.Addr().String(), "repo", cfg.Git.Repo, "ledger", cfg.Ledger)
@@ -88,4 +119,21 @@ func serve(ctx context.Context, env *cliEnv, args []string) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// loopback is addr with its host replaced by 127.0.0.1 when it names every
+// interface (":8080", "0.0.0.0:8080", "[::]:8080").
+func loopback(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || (host != "" && host != "0.0.0.0" && host != "::") {
+		return addr
+	}
+	return net.JoinHostPort("127.0.0.1", port)
 }

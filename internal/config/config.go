@@ -75,7 +75,13 @@ type Release struct {
 type Squash struct {
 	Window  Duration `yaml:"window"`
 	Rewrite *bool    `yaml:"rewrite"`
+	// KeepBackups is how many backup refs of a branch a squash keeps
+	// (default 8).
+	KeepBackups int `yaml:"keep_backups"`
 }
+
+// DefaultKeepBackups is squash.keep_backups when the file does not set it.
+const DefaultKeepBackups = 8
 
 // Events configures the optional pin events topic.
 type Events struct {
@@ -284,6 +290,9 @@ func (c *Config) defaults() {
 	if c.Squash.Window.Duration == 0 {
 		c.Squash.Window.Duration = 168 * time.Hour
 	}
+	if c.Squash.KeepBackups == 0 {
+		c.Squash.KeepBackups = DefaultKeepBackups
+	}
 	if c.Squash.Rewrite == nil {
 		t := true
 		c.Squash.Rewrite = &t
@@ -317,6 +326,12 @@ func (c *Config) validate(l lines) error {
 		if _, err := ProjectOf(t, "topics"); err != nil {
 			return l.errf("events.topic", "events.topic %v", err)
 		}
+	}
+	if c.Squash.Window.Duration < 0 {
+		return l.errf("squash.window", "squash.window %s: want a positive duration such as 168h", c.Squash.Window.Duration)
+	}
+	if c.Squash.KeepBackups < 0 {
+		return l.errf("squash.keep_backups", "squash.keep_backups %d: want at least 1", c.Squash.KeepBackups)
 	}
 	if len(c.Images) == 0 {
 		return l.errf("images", "images: at least one image is required")

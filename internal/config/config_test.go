@@ -50,7 +50,7 @@ func TestParseValid(t *testing.T) {
 	if !prod.IsRelease() || prod.Release.Require != "dev" {
 		t.Fatalf("prod = %+v", prod)
 	}
-	if c.Squash.Window.Duration != 168*time.Hour || !*c.Squash.Rewrite {
+	if c.Squash.Window.Duration != 168*time.Hour || !*c.Squash.Rewrite || c.Squash.KeepBackups != DefaultKeepBackups {
 		t.Fatalf("squash = %+v", c.Squash)
 	}
 	if im, ok := c.ImageByRepository("asia-northeast2-docker.pkg.dev/PROJECT/backend/server"); !ok || im.Source != "acme/backend" {
@@ -130,6 +130,10 @@ func TestParseErrors(t *testing.T) {
 		{"require unknown env", func(s string) string { return strings.Replace(s, "require: dev", "require: qa", 1) }, []string{"release.require", "unknown environment \"qa\""}},
 		{"bad ledger", func(s string) string { return strings.Replace(s, "bolt://", "sqlite://", 1) }, []string{"line 5", "bolt://PATH or firestore://"}},
 		{"bad window", func(s string) string { return strings.Replace(s, "168h", "a week", 1) }, []string{"line 20", "not a duration"}},
+		{"negative window", func(s string) string { return strings.Replace(s, "168h", "-1h", 1) }, []string{"line 20", "squash.window"}},
+		{"negative keep_backups", func(s string) string {
+			return strings.Replace(s, "  rewrite: true\n", "  rewrite: true\n  keep_backups: -1\n", 1)
+		}, []string{"line 22", "squash.keep_backups"}},
 		{"missing repo", func(s string) string {
 			return strings.Replace(s, "  repo: https://github.com/acme/cloud-provisioning\n", "", 1)
 		}, []string{"git.repo is required"}},

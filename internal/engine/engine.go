@@ -310,6 +310,9 @@ func (e *Engine) reconcileLocked(ctx context.Context, branch string, kind gitops
 		// Contention, the network, GitHub's 5xx and rate limits, I/O.
 		return "", nil, fmt.Errorf("%w: %w", ErrTransient, err)
 	}
+	if res.Replaced != "" {
+		e.repoint(ctx, res.Replaced, res.Commit)
+	}
 	for _, p := range desired {
 		// The entry is dated by the claim, not by this write: two processes
 		// recording their commits in either order keep history in pin order.

@@ -35,6 +35,9 @@ type Result struct {
 	Commit   string // the branch tip after the call: the new commit, or the tip read when nothing changed
 	Changed  bool   // a commit was written and the branch moved
 	Attempts int    // reads of the branch, 1 when there was no contention
+	// Replaced is the rolling commit the new commit amended (it left the
+	// branch; its pins are carried by Commit now), or "".
+	Replaced string
 }
 
 // Writer commits changes to a branch by compare-and-swap (SPEC §6.2).
@@ -84,7 +87,10 @@ func (w *Writer) Apply(ctx context.Context, branch string, paths []string, edit 
 		if err != nil {
 			return fmt.Errorf("move %s: %w", branch, err)
 		}
-		res.Commit, res.Changed = sha, true
+		res.Commit, res.Changed, res.Replaced = sha, true, ""
+		if len(c.Parents) != 1 || c.Parents[0] != snap.Commit.SHA {
+			res.Replaced = snap.Commit.SHA
+		}
 		return nil
 	})
 	if errors.Is(err, ErrConflict) {

@@ -116,6 +116,26 @@ type Promotion struct {
 	Created    time.Time
 }
 
+// Hold pauses automatic updates of one (environment, image) (SPEC §4.3).
+type Hold struct {
+	Env    string
+	Image  string
+	Reason string    // why, for people; may be empty
+	Since  time.Time // when the hold started
+}
+
+// Squash is the record of a branch's last squash (SPEC §6.3), kept for
+// GET /status (branches[].last_squash).
+type Squash struct {
+	Branch string
+	Time   time.Time // when the squash ran
+	Report []byte    // the squash's report as JSON; the ledger keeps it as given
+	// Entry, when set, is the history entry recording the fold (cause
+	// squash), written once per (Env, Image, Key) like a pin's. Squashes
+	// returns records without it.
+	Entry *Entry
+}
+
 // PromotionState is the state of a [Promotion].
 type PromotionState string
 
@@ -170,6 +190,26 @@ type Ledger interface {
 	SetHold(ctx context.Context, env, image string, held bool) error
 	// Held reports whether (env, image) is held.
 	Held(ctx context.Context, env, image string) (bool, error)
+	// PutHold holds (h.Env, h.Image) with a reason, as [MergeHold] decides:
+	// a pair held already keeps its Since, and takes h.Reason when it is not
+	// empty. A zero h.Since means now. Claims honour it like [SetHold]'s.
+	PutHold(ctx context.Context, h Hold) error
+	// Holds returns every hold, ordered by env then image.
+	Holds(ctx context.Context) ([]Hold, error)
+
+	// RepointPins sets the Commit of every pin whose Commit is a key of moved
+	// to that key's value ([Repoint]): after an amend or a squash, the commit
+	// that carries the pin now. It returns how many pins changed. History
+	// entries keep the commit that was written first.
+	RepointPins(ctx context.Context, moved map[string]string) (int, error)
+
+	// RecordSquash stores s as the last squash of s.Branch unless a newer
+	// one is stored already ([KeepSquash]), and writes s.Entry to history
+	// when it is set and its (Env, Image, Key) has no entry yet, in one
+	// transaction.
+	RecordSquash(ctx context.Context, s Squash) error
+	// Squashes returns the last squash of every branch, ordered by branch.
+	Squashes(ctx context.Context) ([]Squash, error)
 
 	// PutPromotion stores p, replacing the promotion of the same (Env, Image, Tag).
 	PutPromotion(ctx context.Context, p Promotion) error

@@ -46,6 +46,54 @@ func Claim(cur Pin, found, held bool, p Pin) (next Pin, applied bool, err error)
 	return next, true, nil
 }
 
+// MergeHold decides a [Ledger.PutHold] of h, given the hold in force (cur,
+// when found): a pair held already keeps the time its hold started, and
+// takes the new reason when one is given. A hold with no Since starts at now.
+func MergeHold(cur Hold, found bool, h Hold, now time.Time) Hold {
+	if h.Since.IsZero() {
+		h.Since = now
+	}
+	if !found {
+		return h
+	}
+	if !cur.Since.IsZero() {
+		h.Since = cur.Since
+	}
+	if h.Reason == "" {
+		h.Reason = cur.Reason
+	}
+	return h
+}
+
+// Repoint decides a [Ledger.RepointPins] for one pin: a pin whose commit was
+// replaced (moved maps an old commit to the one that carries its pins now)
+// takes the new commit. Chains are followed (a→b, b→c gives c) and a cycle
+// stops at the last commit not seen yet. It reports whether p changed.
+func Repoint(p Pin, moved map[string]string) (Pin, bool) {
+	seen := map[string]bool{}
+	c := p.Commit
+	for c != "" && !seen[c] {
+		next, ok := moved[c]
+		if !ok || next == "" {
+			break
+		}
+		seen[c] = true
+		c = next
+	}
+	if c == p.Commit {
+		return p, false
+	}
+	p.Commit = c
+	return p, true
+}
+
+// KeepSquash decides a [Ledger.RecordSquash] of s, given the last squash
+// stored for its branch (cur, when found): s replaces it unless cur is newer,
+// so a slow process cannot hide a later squash behind an earlier report.
+func KeepSquash(cur Squash, found bool, s Squash) bool {
+	return !found || !s.Time.Before(cur.Time)
+}
+
 // CommitPlan is what a [Ledger.CommitPin] writes: the pin to store, when it
 // changes, and the history entry, when there is none for its key yet.
 type CommitPlan struct {

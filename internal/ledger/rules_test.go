@@ -259,3 +259,52 @@ func TestCursorText(t *testing.T) {
 		}
 	}
 }
+
+func TestMergeHold(t *testing.T) {
+	t.Parallel()
+	now := t0.Add(time.Hour)
+	cur := ledger.Hold{Env: "dev", Image: "server", Reason: "incident", Since: t0}
+	tests := []struct {
+		name  string
+		cur   ledger.Hold
+		found bool
+		h     ledger.Hold
+		want  ledger.Hold
+	}{
+		{"new hold starts now", ledger.Hold{}, false, ledger.Hold{Env: "dev", Image: "server", Reason: "r"}, ledger.Hold{Env: "dev", Image: "server", Reason: "r", Since: now}},
+		{"new hold keeps its time", ledger.Hold{}, false, ledger.Hold{Env: "dev", Image: "server", Since: t0}, ledger.Hold{Env: "dev", Image: "server", Since: t0}},
+		{"held again keeps since, takes reason", cur, true, ledger.Hold{Env: "dev", Image: "server", Reason: "new"}, ledger.Hold{Env: "dev", Image: "server", Reason: "new", Since: t0}},
+		{"held again without reason keeps it", cur, true, ledger.Hold{Env: "dev", Image: "server"}, cur},
+		{"old hold without since", ledger.Hold{Env: "dev", Image: "server"}, true, ledger.Hold{Env: "dev", Image: "server"}, ledger.Hold{Env: "dev", Image: "server", Since: now}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := ledger.MergeHold(tc.cur, tc.found, tc.h, now); got != tc.want {
+				t.Errorf("MergeHold = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRepoint(t *testing.T) {
+	t.Parallel()
+	moved := map[string]string{"a": "b", "b": "c", "x": "y", "y": "x", "e": ""}
+	tests := []struct {
+		commit, want string
+		changed      bool
+	}{
+		{"a", "c", true},
+		{"b", "c", true},
+		{"c", "c", false},
+		{"", "", false},
+		{"x", "x", false}, // a cycle moves nothing for sure: it ends where it began
+		{"e", "e", false},
+	}
+	for _, tc := range tests {
+		got, changed := ledger.Repoint(ledger.Pin{Env: "dev", Commit: tc.commit}, moved)
+		if got.Commit != tc.want || changed != tc.changed || got.Env != "dev" {
+			t.Errorf("Repoint(%q) = %+v, %v; want %q, %v", tc.commit, got, changed, tc.want, tc.changed)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 // Package server exposes the engine over HTTP (SPEC §4): POST /gar for
-// Artifact Registry notifications, GET /healthz, and the routes later issues
-// add. It owns authentication, body limits, the mapping from outcomes and
+// Artifact Registry notifications, POST /github for release webhooks, the ops
+// routes (POST /squash, POST /deploy, POST /resume, GET /status, GET /history and the status
+// page GET /) and GET /healthz. It owns authentication, body limits, the mapping from outcomes and
 // errors to status codes, and the one log line per handled event (SPEC §9).
 package server
 
@@ -45,6 +46,8 @@ type Server struct {
 	webhookSecret string
 	project       string
 	mux           *http.ServeMux
+	ops           *http.ServeMux // the ops routes alone (HandleOps)
+	squash        *http.ServeMux // POST /squash alone (HandleSquash)
 }
 
 // New returns a server routing to the engine.
@@ -56,36 +59,59 @@ func New(o Options) *Server {
 	if s.auth == nil {
 		s.auth = &Auth{}
 	}
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
+	s.mux.HandleFunc("GET /healthz", healthz)
 	s.mux.Handle("POST /gar", s.auth.Require(http.HandlerFunc(s.handleGAR)))
 	// The public webhook is authenticated by its HMAC signature, not IAM.
 	s.mux.HandleFunc("POST /github", s.HandleGitHub)
+	s.routeOps()
+	s.routeSquash()
 	return s
 }
 
+func healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.serve(s.mux, w, r) }
+
+// serve routes r with mux, with the request's logger and deadline.
+func (s *Server) serve(mux *http.ServeMux, w http.ResponseWriter, r *http.Request) {
 	l := s.log
 	if tr := logging.Trace(r, s.project); tr != "" {
 		l = l.With(logging.TraceKey, tr)
 	}
-	ctx, cancel := context.WithTimeout(logging.WithLogger(r.Context(), l), RequestTimeout)
+	timeout := RequestTimeout
+	if isSquash(r) || mux == s.squash {
+		timeout = SquashTimeout
+	}
+	ctx, cancel := context.WithTimeout(logging.WithLogger(r.Context(), l), timeout)
 	defer cancel()
-	s.mux.ServeHTTP(w, r.WithContext(ctx))
+	mux.ServeHTTP(w, r.WithContext(ctx))
 }
 
-// writeEngineError maps an engine error to a status: transient → 503 so that
-// Pub/Sub and people retry; anything else → 500 (still not acknowledged: it
-// needs a human, e.g. a broken overlay, and must not be lost meanwhile).
+// writeEngineError answers an engine error with its status. This is the one
+// place errors map to statuses (SPEC §4.3): a malformed request 400, an
+// unknown environment or image 404, a conflict with the ledger's state 409, a
+// request that cannot apply 422, a transient failure 503 (Pub/Sub and people
+// retry); anything else 500 (still not acknowledged: it needs a human, e.g. a
+// broken overlay, and must not be lost meanwhile).
 func writeEngineError(w http.ResponseWriter, err error) {
-	if errors.Is(err, engine.ErrTransient) {
+	code := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, engine.ErrBadRequest):
+		code = http.StatusBadRequest
+	case errors.Is(err, engine.ErrNotFound):
+		code = http.StatusNotFound
+	case errors.Is(err, engine.ErrConflict):
+		code = http.StatusConflict
+	case errors.Is(err, engine.ErrUnprocessable):
+		code = http.StatusUnprocessableEntity
+	case errors.Is(err, engine.ErrTransient):
 		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, err)
-		return
+		code = http.StatusServiceUnavailable
 	}
-	writeError(w, http.StatusInternalServerError, err)
+	writeError(w, code, err)
 }
 
 func writeError(w http.ResponseWriter, code int, err error) {

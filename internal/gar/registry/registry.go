@@ -90,10 +90,51 @@ func (r *Client) TagDigest(ctx context.Context, repository, tag string) (digest 
 // escaping '/' in PKG as %2F. A domain-scoped project example.com:p appears in
 // docker paths as example.com/p.
 func tagResourceName(repository, tag string) (string, error) {
-	if err := gar.ValidateRepository(repository); err != nil {
+	if err := gar.ValidateTag(tag); err != nil {
 		return "", err
 	}
-	if err := gar.ValidateTag(tag); err != nil {
+	pkg, err := packageResourceName(repository)
+	if err != nil {
+		return "", err
+	}
+	return pkg + "/tags/" + tag, nil
+}
+
+// HasDigest reports whether the docker repository
+// LOCATION-docker.pkg.dev/PROJECT/REPO/PACKAGE holds the version digest
+// ("sha256:<64 hex>"). It calls GetVersion on
+// projects/PROJECT/locations/LOCATION/repositories/REPO/packages/PACKAGE/versions/DIGEST
+// (https://cloud.google.com/artifact-registry/docs/reference/rpc/google.devtools.artifactregistry.v1#google.devtools.artifactregistry.v1.ArtifactRegistry.GetVersion);
+// NOT_FOUND is false without an error, and errors are classified as in
+// [Client.TagDigest].
+func (r *Client) HasDigest(ctx context.Context, repository, digest string) (bool, error) {
+	if err := gar.ValidateDigest(digest); err != nil {
+		return false, fmt.Errorf("look up %s@%s: %w", repository, digest, err)
+	}
+	pkg, err := packageResourceName(repository)
+	if err != nil {
+		return false, fmt.Errorf("look up %s@%s: %w", repository, digest, err)
+	}
+	name := pkg + "/versions/" + digest
+	if _, err := r.client.GetVersion(ctx, &artifactregistrypb.GetVersionRequest{Name: name}); err != nil {
+		switch status.Code(err) {
+		case codes.NotFound:
+			return false, nil
+		case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted, codes.Internal:
+			return false, fmt.Errorf("get version %s: %w: %w", name, ErrTransient, err)
+		default:
+			return false, fmt.Errorf("get version %s: %w", name, err)
+		}
+	}
+	return true, nil
+}
+
+// packageResourceName maps the docker path
+// LOCATION-docker.pkg.dev/PROJECT/REPO/PKG to the API's resource name
+// projects/PROJECT/locations/LOCATION/repositories/REPO/packages/PKG,
+// escaping '/' in PKG as %2F.
+func packageResourceName(repository string) (string, error) {
+	if err := gar.ValidateRepository(repository); err != nil {
 		return "", err
 	}
 	host, path, _ := strings.Cut(repository, "/")
@@ -110,7 +151,7 @@ func tagResourceName(repository, tag string) (string, error) {
 	}
 	project, repo, pkg := parts[0], parts[1], strings.Join(parts[2:], "%2F")
 	return "projects/" + project + "/locations/" + location + "/repositories/" + repo +
-		"/packages/" + pkg + "/tags/" + tag, nil
+		"/packages/" + pkg, nil
 }
 
 // versionDigest extracts the digest from a version name

@@ -134,3 +134,37 @@ func TestTagResourceName(t *testing.T) {
 		}
 	}
 }
+
+func TestHasDigest(t *testing.T) {
+	t.Parallel()
+	srv := fakegar.Start(t)
+	d1 := "sha256:" + strings.Repeat("1", 64)
+	srv.SetTag(testRepo, "v1", d1)
+	reg, err := New(t.Context(), srv.ClientOptions()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	tests := []struct {
+		name       string
+		repository string
+		digest     string
+		want       bool
+		wantErr    error
+	}{
+		{"tagged version", testRepo, d1, true, nil},
+		{"unknown version", testRepo, "sha256:" + strings.Repeat("2", 64), false, nil},
+		{"malformed digest", testRepo, "sha256:xyz", false, gar.ErrInvalidReference},
+		{"not an Artifact Registry host", "gcr.io/proj/server", d1, false, gar.ErrInvalidReference},
+	}
+	for _, tt := range tests {
+		got, err := reg.HasDigest(t.Context(), tt.repository, tt.digest)
+		if got != tt.want || (tt.wantErr == nil) != (err == nil) || (tt.wantErr != nil && !errors.Is(err, tt.wantErr)) {
+			t.Errorf("%s: HasDigest = %v, %v; want %v, %v", tt.name, got, err, tt.want, tt.wantErr)
+		}
+	}
+	srv.Fail(codes.Unavailable)
+	if _, err := reg.HasDigest(t.Context(), testRepo, d1); !errors.Is(err, ErrTransient) {
+		t.Errorf("HasDigest while unavailable: %v; want ErrTransient", err)
+	}
+}

@@ -19,6 +19,7 @@
 //	streams     env \x00 image \x00 at kt sid(key id) → pos: the history of one (env, image)
 //	committed   env \x00 image \x00 key time \x00 sid(key id) → pos: one entry per pin key
 //	promotions  image \x00 tag \x00 env           → {"env","image","tag",…,"created"}
+//	squashes    branch                            → {"branch","time","report"}: the last squash
 //
 // The position pos of a history entry is at kt sid(key id) \x00 env \x00 image,
 // where at is the entry's time and kt its key's time, 12 bytes each
@@ -65,11 +66,13 @@ var (
 	bucketStreams    = []byte("streams")
 	bucketCommitted  = []byte("committed")
 	bucketPromotions = []byte("promotions")
+	bucketSquashes   = []byte("squashes")
 )
 
 var buckets = [][]byte{
 	bucketDeliveries, bucketDigests, bucketTags, bucketPins,
 	bucketHolds, bucketEntries, bucketStreams, bucketCommitted, bucketPromotions,
+	bucketSquashes,
 }
 
 // bucketOldHistory held the history of earlier versions (time + sequence →
@@ -546,8 +549,10 @@ func committedKey(env, image string, k ledger.Key) ([]byte, error) {
 	return join(env, image, k.Time.UTC().Format(time.RFC3339Nano), ledger.StorageID(k.ID))
 }
 
-// History returns the entries q selects, newest first. A query for one
-// (env, image) walks that pair's stream; any other walks all entries.
+// History returns the entries q selects, newest first. A query with no env
+// and no image walks all entries; any other merges the streams of the pairs
+// it selects (one for env and image, the env's for env alone, the image's
+// for image alone), so it reads only the entries it returns.
 func (l *Ledger) History(ctx context.Context, q ledger.HistoryQuery) ([]ledger.Entry, error) {
 	var entries []ledger.Entry
 	err := l.view(ctx, func(tx *bbolt.Tx) error {
@@ -562,7 +567,7 @@ func (l *Ledger) History(ctx context.Context, q ledger.HistoryQuery) ([]ledger.E
 			}
 			return q.Limit > 0 && len(entries) == q.Limit, nil
 		}
-		if q.Env == "" || q.Image == "" {
+		if q.Env == "" && q.Image == "" {
 			c := all.Cursor()
 			k, v := c.Last()
 			if !q.Before.IsZero() {
@@ -579,28 +584,28 @@ func (l *Ledger) History(ctx context.Context, q ledger.HistoryQuery) ([]ledger.E
 			}
 			return nil
 		}
-		prefix, err := streamPrefix(q.Env, q.Image)
+		heads, err := streamHeads(tx.Bucket(bucketStreams), q)
 		if err != nil {
 			return err
 		}
-		end := append(slices.Clone(prefix[:len(prefix)-1]), 1) // just past the stream
-		if !q.Before.IsZero() {
-			pos, err := position(q.Before)
-			if err != nil {
-				return err
+		for len(heads) > 0 {
+			// The newest head is the next entry in history order.
+			i := 0
+			for j := range heads {
+				if bytes.Compare(heads[j].pos, heads[i].pos) > 0 {
+					i = j
+				}
 			}
-			if end, err = streamKey(q.Env, q.Image, pos); err != nil {
-				return err
-			}
-		}
-		c := tx.Bucket(bucketStreams).Cursor()
-		for k, pos := seekBefore(c, end); k != nil && bytes.HasPrefix(k, prefix); k, pos = c.Prev() {
-			v := all.Get(pos)
+			h := &heads[i]
+			v := all.Get(h.pos)
 			if v == nil {
-				return fmt.Errorf("stream %q: entry %x missing", k, pos)
+				return fmt.Errorf("stream %q: entry %x missing", h.k, h.pos)
 			}
-			if done, err := add(pos, v); err != nil || done {
+			if done, err := add(h.pos, v); err != nil || done {
 				return err
+			}
+			if h.k, h.pos = h.c.Prev(); h.k == nil || !bytes.HasPrefix(h.k, h.prefix) {
+				heads = slices.Delete(heads, i, i+1)
 			}
 		}
 		return nil
@@ -609,6 +614,54 @@ func (l *Ledger) History(ctx context.Context, q ledger.HistoryQuery) ([]ledger.E
 		return nil, fmt.Errorf("bolt: history: %w", err)
 	}
 	return entries, nil
+}
+
+// streamHead is a cursor over one (env, image) stream, newest first.
+type streamHead struct {
+	c      *bbolt.Cursor
+	prefix []byte
+	k, pos []byte
+}
+
+// streamHeads positions a cursor on each stream q selects, at its newest
+// entry past q.Before. Streams are found by seeking from one to the next,
+// never by reading their entries.
+func streamHeads(streams *bbolt.Bucket, q ledger.HistoryQuery) ([]streamHead, error) {
+	var from []byte
+	if q.Env != "" {
+		from = append([]byte(q.Env), 0)
+	}
+	var heads []streamHead
+	seek := streams.Cursor()
+	for k, _ := seek.Seek(from); k != nil && bytes.HasPrefix(k, from); {
+		parts := bytes.SplitN(k, []byte{0}, 3)
+		if len(parts) < 3 {
+			return nil, fmt.Errorf("stream key %q: malformed", k)
+		}
+		env, image := string(parts[0]), string(parts[1])
+		prefix, err := streamPrefix(env, image)
+		if err != nil {
+			return nil, err
+		}
+		if q.Image == "" || q.Image == image {
+			end := append(slices.Clone(prefix[:len(prefix)-1]), 1) // just past the stream
+			if !q.Before.IsZero() {
+				pos, err := position(q.Before)
+				if err != nil {
+					return nil, err
+				}
+				if end, err = streamKey(env, image, pos); err != nil {
+					return nil, err
+				}
+			}
+			c := streams.Cursor()
+			if hk, pos := seekBefore(c, end); hk != nil && bytes.HasPrefix(hk, prefix) {
+				heads = append(heads, streamHead{c: c, prefix: prefix, k: hk, pos: pos})
+			}
+		}
+		k, _ = seek.Seek(append(slices.Clone(prefix[:len(prefix)-1]), 1))
+	}
+	return heads, nil
 }
 
 // seekBefore moves c to the last key before k, if any.
@@ -632,7 +685,7 @@ func (l *Ledger) SetHold(ctx context.Context, env, image string, held bool) erro
 		if !held {
 			return b.Delete(k)
 		}
-		return b.Put(k, []byte("{}"))
+		return putHold(b, k, ledger.Hold{Env: env, Image: image})
 	})
 	if err != nil {
 		return fmt.Errorf("bolt: set hold %s/%s=%t: %w", env, image, held, err)
@@ -655,6 +708,98 @@ func (l *Ledger) Held(ctx context.Context, env, image string) (bool, error) {
 		return false, fmt.Errorf("bolt: held %s/%s: %w", env, image, err)
 	}
 	return held, nil
+}
+
+// holdRecord is a stored hold. Holds written by earlier versions are "{}":
+// their names come from the key.
+type holdRecord struct {
+	Reason string    `json:"reason,omitempty"`
+	Since  time.Time `json:"since,omitzero"`
+}
+
+// putHold stores h at k as [ledger.MergeHold] decides.
+func putHold(b *bbolt.Bucket, k []byte, h ledger.Hold) error {
+	var cur holdRecord
+	found, err := get(b, k, &cur)
+	if err != nil {
+		return err
+	}
+	h = ledger.MergeHold(ledger.Hold{Env: h.Env, Image: h.Image, Reason: cur.Reason, Since: cur.Since}, found, h, time.Now())
+	return put(b, k, holdRecord{Reason: h.Reason, Since: h.Since.UTC()})
+}
+
+// PutHold holds (h.Env, h.Image) with a reason, as [ledger.MergeHold] decides.
+func (l *Ledger) PutHold(ctx context.Context, h ledger.Hold) error {
+	err := l.update(ctx, func(tx *bbolt.Tx) error {
+		k, err := join(h.Env, h.Image)
+		if err != nil {
+			return err
+		}
+		return putHold(tx.Bucket(bucketHolds), k, h)
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: put hold %s/%s: %w", h.Env, h.Image, err)
+	}
+	return nil
+}
+
+// Holds returns every hold, ordered by env then image.
+func (l *Ledger) Holds(ctx context.Context) ([]ledger.Hold, error) {
+	var holds []ledger.Hold
+	err := l.view(ctx, func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketHolds).ForEach(func(k, v []byte) error {
+			var rec holdRecord
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("decode %q: %w", k, err)
+			}
+			env, image, _ := bytes.Cut(k, []byte{0})
+			holds = append(holds, ledger.Hold{Env: string(env), Image: string(image), Reason: rec.Reason, Since: rec.Since})
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: holds: %w", err)
+	}
+	return holds, nil
+}
+
+// RepointPins moves the pins carried by replaced commits to the commits that
+// carry them now, as [ledger.Repoint] decides, in one transaction.
+func (l *Ledger) RepointPins(ctx context.Context, moved map[string]string) (int, error) {
+	n := 0
+	err := l.update(ctx, func(tx *bbolt.Tx) error {
+		n = 0
+		b := tx.Bucket(bucketPins)
+		type change struct {
+			k   []byte
+			rec pinRecord
+		}
+		var changes []change
+		err := b.ForEach(func(k, v []byte) error {
+			var rec pinRecord
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("decode %q: %w", k, err)
+			}
+			if p, ok := ledger.Repoint(rec.pin(), moved); ok {
+				changes = append(changes, change{slices.Clone(k), toPinRecord(p)})
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, c := range changes { // bbolt forbids writes inside ForEach
+			if err := put(b, c.k, c.rec); err != nil {
+				return err
+			}
+		}
+		n = len(changes)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("bolt: repoint pins: %w", err)
+	}
+	return n, nil
 }
 
 // --- promotions ---
@@ -754,6 +899,74 @@ func (l *Ledger) DeletePromotion(ctx context.Context, env, image, tag string) er
 		return fmt.Errorf("bolt: delete promotion %s/%s:%s: %w", env, image, tag, err)
 	}
 	return nil
+}
+
+// --- squashes ---
+
+type squashRecord struct {
+	Branch string          `json:"branch"`
+	Time   time.Time       `json:"time"`
+	Report json.RawMessage `json:"report,omitempty"`
+}
+
+// RecordSquash stores s as the last squash of its branch unless a newer one
+// is stored ([ledger.KeepSquash]), and writes its history entry once, in one
+// transaction.
+func (l *Ledger) RecordSquash(ctx context.Context, s ledger.Squash) error {
+	if len(s.Report) > 0 && !json.Valid(s.Report) {
+		return fmt.Errorf("bolt: record squash of %s: the report is not JSON", s.Branch)
+	}
+	err := l.update(ctx, func(tx *bbolt.Tx) error {
+		k, err := join(s.Branch)
+		if err != nil {
+			return err
+		}
+		b := tx.Bucket(bucketSquashes)
+		var cur squashRecord
+		found, err := get(b, k, &cur)
+		if err != nil {
+			return err
+		}
+		if ledger.KeepSquash(ledger.Squash{Branch: cur.Branch, Time: cur.Time}, found, s) {
+			if err := put(b, k, squashRecord{Branch: s.Branch, Time: s.Time.UTC(), Report: s.Report}); err != nil {
+				return err
+			}
+		}
+		if s.Entry == nil {
+			return nil
+		}
+		ck, err := committedKey(s.Entry.Env, s.Entry.Image, s.Entry.Key)
+		if err != nil {
+			return err
+		}
+		if tx.Bucket(bucketCommitted).Get(ck) != nil {
+			return nil
+		}
+		return putEntry(tx, *s.Entry)
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: record squash of %s: %w", s.Branch, err)
+	}
+	return nil
+}
+
+// Squashes returns the last squash of every branch, ordered by branch.
+func (l *Ledger) Squashes(ctx context.Context) ([]ledger.Squash, error) {
+	var out []ledger.Squash
+	err := l.view(ctx, func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketSquashes).ForEach(func(k, v []byte) error {
+			var rec squashRecord
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("decode %q: %w", k, err)
+			}
+			out = append(out, ledger.Squash{Branch: rec.Branch, Time: rec.Time, Report: []byte(rec.Report)})
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: squashes: %w", err)
+	}
+	return out, nil
 }
 
 // --- helpers ---

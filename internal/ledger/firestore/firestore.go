@@ -28,6 +28,7 @@
 //	history/{env|image}                          env, image (one stream per pinned (env, image))
 //	history/{env|image}/entries/{keyTime|sid(keyID)}  env, image, digest, tag, commit, cause, keyTime…, time
 //	promotions/{env|image|tag}                   env, image, tag, source, url, prerelease, delivery, state, reason, created
+//	squashes/{branch}                            branch, time, report (JSON text): the last squash
 //
 // No document holds an unbounded array: a digest named by any number of
 // messages is one small document, its tags one document each below it, every
@@ -88,6 +89,7 @@ const (
 	colHistory    = "history"
 	colEntries    = "entries"
 	colPromotions = "promotions"
+	colSquashes   = "squashes"
 )
 
 // Ledger is a [ledger.Ledger] stored in a Firestore database. It is safe for
@@ -355,9 +357,10 @@ func (d pinDoc) pin() ledger.Pin {
 }
 
 type holdDoc struct {
-	Env   string    `firestore:"env"`
-	Image string    `firestore:"image"`
-	Since time.Time `firestore:"since"`
+	Env    string    `firestore:"env"`
+	Image  string    `firestore:"image"`
+	Since  time.Time `firestore:"since"`
+	Reason string    `firestore:"reason,omitempty"`
 }
 
 type streamDoc struct {
@@ -842,6 +845,88 @@ func (l *Ledger) Held(ctx context.Context, env, image string) (bool, error) {
 	return ok, nil
 }
 
+// PutHold holds (h.Env, h.Image) with a reason, as [ledger.MergeHold] decides.
+func (l *Ledger) PutHold(ctx context.Context, h ledger.Hold) error {
+	ref := l.holdRef(h.Env, h.Image)
+	err := l.runTx(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		var cur holdDoc
+		found, err := getDoc(ctx, tx, ref, &cur)
+		if err != nil {
+			return err
+		}
+		next := ledger.MergeHold(ledger.Hold{Env: cur.Env, Image: cur.Image, Reason: cur.Reason, Since: cur.Since}, found, h, utc(l.now()))
+		return tx.Set(ref, holdDoc{Env: h.Env, Image: h.Image, Since: utc(next.Since), Reason: next.Reason})
+	})
+	return l.wrap(err, "put hold %s/%s", h.Env, h.Image)
+}
+
+// Holds returns every hold, ordered by env then image. The holds collection
+// holds one small document per held pair and is read whole.
+func (l *Ledger) Holds(ctx context.Context) ([]ledger.Hold, error) {
+	if err := l.check(ctx); err != nil {
+		return nil, l.wrap(err, "holds")
+	}
+	docs, err := all[holdDoc](l.client.Collection(colHolds).Documents(ctx))
+	if err != nil {
+		return nil, l.wrap(err, "holds")
+	}
+	holds := make([]ledger.Hold, len(docs))
+	for i, d := range docs {
+		holds[i] = ledger.Hold{Env: d.Env, Image: d.Image, Reason: d.Reason, Since: d.Since}
+	}
+	slices.SortFunc(holds, func(a, b ledger.Hold) int {
+		if c := strings.Compare(a.Env, b.Env); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Image, b.Image)
+	})
+	return holds, nil
+}
+
+// RepointPins moves the pins carried by replaced commits to the commits that
+// carry them now, as [ledger.Repoint] decides, in one transaction over the
+// (small) pins collection.
+func (l *Ledger) RepointPins(ctx context.Context, moved map[string]string) (int, error) {
+	n := 0
+	err := l.runTx(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		n = 0
+		it := tx.Documents(l.client.Collection(colPins))
+		defer it.Stop()
+		type change struct {
+			ref *firestore.DocumentRef
+			doc pinDoc
+		}
+		var changes []change
+		for {
+			snap, err := it.Next()
+			if errors.Is(err, iterator.Done) {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			var d pinDoc
+			if err := snap.DataTo(&d); err != nil {
+				return fmt.Errorf("decode %s: %w", snap.Ref.Path, err)
+			}
+			if p, ok := ledger.Repoint(d.pin(), moved); ok {
+				changes = append(changes, change{snap.Ref, toPinDoc(p)})
+			}
+		}
+		for _, c := range changes {
+			if err := tx.Set(c.ref, c.doc); err != nil {
+				return err
+			}
+		}
+		n = len(changes)
+		return nil
+	})
+	if err != nil {
+		return 0, l.wrap(err, "repoint pins")
+	}
+	return n, nil
+}
+
 // --- promotions ------------------------------------------------------------------
 
 // PutPromotion stores p, replacing the promotion of the same (Env, Image, Tag).
@@ -895,4 +980,69 @@ func (l *Ledger) DeletePromotion(ctx context.Context, env, image, tag string) er
 	}
 	_, err := l.promotionRef(env, image, tag).Delete(ctx)
 	return l.wrap(err, "delete promotion %s/%s:%s", env, image, tag)
+}
+
+// --- squashes ----------------------------------------------------------------------
+
+type squashDoc struct {
+	Branch string    `firestore:"branch"`
+	Time   time.Time `firestore:"time"`
+	Report string    `firestore:"report"`
+}
+
+func (l *Ledger) squashRef(branch string) *firestore.DocumentRef {
+	return l.client.Collection(colSquashes).Doc(capID(docID(branch)))
+}
+
+// RecordSquash stores s as the last squash of its branch unless a newer one
+// is stored ([ledger.KeepSquash]), and writes its history entry once, in one
+// transaction.
+func (l *Ledger) RecordSquash(ctx context.Context, s ledger.Squash) error {
+	ref := l.squashRef(s.Branch)
+	refs := []*firestore.DocumentRef{ref}
+	if s.Entry != nil {
+		refs = append(refs, l.entryRef(s.Entry.Env, s.Entry.Image, s.Entry.Key))
+	}
+	err := l.runTx(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		snaps, err := tx.GetAll(refs)
+		if err != nil {
+			return err
+		}
+		var cur squashDoc
+		found, err := decode(snaps[0], &cur)
+		if err != nil {
+			return err
+		}
+		if ledger.KeepSquash(ledger.Squash{Branch: cur.Branch, Time: utc(cur.Time)}, found, s) {
+			if err := tx.Set(ref, squashDoc{Branch: s.Branch, Time: utc(s.Time), Report: string(s.Report)}); err != nil {
+				return err
+			}
+		}
+		if s.Entry == nil || snaps[1].Exists() {
+			return nil
+		}
+		e := *s.Entry
+		if err := tx.Set(l.streamRef(e.Env, e.Image), streamDoc{Env: e.Env, Image: e.Image}); err != nil {
+			return err
+		}
+		return tx.Create(refs[1], toEntryDoc(e))
+	})
+	return l.wrap(err, "record squash of %s", s.Branch)
+}
+
+// Squashes returns the last squash of every branch, ordered by branch.
+func (l *Ledger) Squashes(ctx context.Context) ([]ledger.Squash, error) {
+	if err := l.check(ctx); err != nil {
+		return nil, l.wrap(err, "squashes")
+	}
+	docs, err := all[squashDoc](l.client.Collection(colSquashes).Documents(ctx))
+	if err != nil {
+		return nil, l.wrap(err, "squashes")
+	}
+	out := make([]ledger.Squash, 0, len(docs))
+	for _, d := range docs {
+		out = append(out, ledger.Squash{Branch: d.Branch, Time: utc(d.Time), Report: []byte(d.Report)})
+	}
+	slices.SortFunc(out, func(a, b ledger.Squash) int { return strings.Compare(a.Branch, b.Branch) })
+	return out, nil
 }

@@ -57,6 +57,9 @@ func Run(t *testing.T, open func(t *testing.T) ledger.Ledger) {
 		{"Close", s.closeCases()},
 		{"AnyID", s.anyIDCases()},
 		{"Paging", s.pagingCases()},
+		{"HoldReason", s.holdReasonCases()},
+		{"RepointPins", s.repointCases()},
+		{"Squash", s.squashCases()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
@@ -813,6 +816,150 @@ func (s *suite) holdCases() []testCase {
 			checkHeld(t, l, "dev", "server", false)
 			checkHeld(t, l, "prod", "worker", true)
 		}},
+	}
+}
+
+func (s *suite) holdReasonCases() []testCase {
+	return []testCase{
+		{"PutKeepsSinceTakesReason", func(t *testing.T) {
+			l := s.ledger(t)
+			ctx := t.Context()
+			must(t, l.PutHold(ctx, ledger.Hold{Env: "prod", Image: "server", Reason: "incident 42", Since: at(1)}))
+			must(t, l.PutHold(ctx, ledger.Hold{Env: "dev", Image: "web", Since: at(2)}))
+			checkHeld(t, l, "prod", "server", true)
+			claimHeld(t, l, ledger.Pin{Env: "prod", Image: "server", Digest: digestA, Key: key(3), Cause: ledger.CauseGAR, Time: at(3)}, ledger.Pin{})
+			// Held again: the start stays, a new reason replaces the old one,
+			// an empty reason keeps it.
+			must(t, l.PutHold(ctx, ledger.Hold{Env: "prod", Image: "server", Reason: "incident 43", Since: at(9)}))
+			must(t, l.PutHold(ctx, ledger.Hold{Env: "dev", Image: "web", Reason: "freeze", Since: at(9)}))
+			must(t, l.PutHold(ctx, ledger.Hold{Env: "prod", Image: "server", Since: at(10)}))
+			checkHolds(t, l, []ledger.Hold{
+				{Env: "dev", Image: "web", Reason: "freeze", Since: at(2)},
+				{Env: "prod", Image: "server", Reason: "incident 43", Since: at(1)},
+			})
+			must(t, l.SetHold(ctx, "prod", "server", false))
+			checkHeld(t, l, "prod", "server", false)
+			checkHolds(t, l, []ledger.Hold{{Env: "dev", Image: "web", Reason: "freeze", Since: at(2)}})
+		}},
+		{"SetHoldIsListed", func(t *testing.T) {
+			l := s.ledger(t)
+			ctx := t.Context()
+			checkHolds(t, l, nil)
+			must(t, l.SetHold(ctx, "dev", "server", true))
+			hs, err := l.Holds(ctx)
+			if err != nil || len(hs) != 1 || hs[0].Env != "dev" || hs[0].Image != "server" || hs[0].Reason != "" {
+				t.Errorf("Holds after SetHold = %+v, %v; want dev/server without a reason", hs, err)
+			}
+			must(t, l.PutHold(ctx, ledger.Hold{Env: "dev", Image: "server", Reason: "why"}))
+			if hs, err := l.Holds(ctx); err != nil || len(hs) != 1 || hs[0].Reason != "why" || hs[0].Since.IsZero() {
+				t.Errorf("Holds after PutHold = %+v, %v; want the reason and a start time", hs, err)
+			}
+		}},
+	}
+}
+
+func checkHolds(t *testing.T, l ledger.Ledger, want []ledger.Hold) {
+	t.Helper()
+	got, err := l.Holds(t.Context())
+	if err != nil {
+		t.Fatalf("Holds: %v", err)
+	}
+	same := len(got) == len(want)
+	for i := 0; same && i < len(got); i++ {
+		g, w := got[i], want[i]
+		same = g.Env == w.Env && g.Image == w.Image && g.Reason == w.Reason && g.Since.Equal(w.Since)
+	}
+	if !same {
+		t.Errorf("Holds\n got  %+v\n want %+v", got, want)
+	}
+}
+
+// --- RepointPins ------------------------------------------------------------
+
+func (s *suite) repointCases() []testCase {
+	return []testCase{
+		{"AmendAndSquash", func(t *testing.T) {
+			l := s.ledger(t)
+			ctx := t.Context()
+			pins := map[string]ledger.Pin{}
+			for i, name := range []string{"dev/server", "dev/web", "prod/server", "qa/server"} {
+				p := pin(i, digestA)
+				p.Env, p.Image, _ = strings.Cut(name, "/")
+				claim(t, l, p, p, true)
+				pins[name] = p
+			}
+			commits := map[string]string{"dev/server": "c1", "dev/web": "c2", "prod/server": "r1"}
+			for name, c := range commits {
+				must(t, l.CommitPin(ctx, pins[name], c, at(50)))
+				p := pins[name]
+				p.Commit, p.Time = c, at(50)
+				pins[name] = p
+			}
+			// c1 was amended into c2, and a squash then replaced c2 by s2.
+			n, err := l.RepointPins(ctx, map[string]string{"c1": "c2", "c2": "s2", "zz": "yy"})
+			if err != nil || n != 2 {
+				t.Fatalf("RepointPins = %d, %v; want 2 pins moved", n, err)
+			}
+			for name, want := range map[string]string{"dev/server": "s2", "dev/web": "s2", "prod/server": "r1", "qa/server": ""} {
+				p := pins[name]
+				p.Commit = want
+				checkPin(t, l, p)
+			}
+			// History keeps the commits first written.
+			checkHistory(t, l, ledger.HistoryQuery{Env: "dev", Image: "server"}, []ledger.Entry{entry(pins["dev/server"], "c1", at(50))})
+			if n, err := l.RepointPins(ctx, map[string]string{"c1": "c2"}); err != nil || n != 0 {
+				t.Errorf("RepointPins again = %d, %v; want nothing moved", n, err)
+			}
+		}},
+	}
+}
+
+// --- RecordSquash -----------------------------------------------------------
+
+func (s *suite) squashCases() []testCase {
+	fold := func(n int, branch, commit string) *ledger.Entry {
+		return &ledger.Entry{Commit: commit, Cause: ledger.CauseSquash,
+			Key: ledger.Key{Time: at(n), ID: "squash/" + branch + "/" + commit}, Time: at(n)}
+	}
+	return []testCase{
+		{"Empty", func(t *testing.T) {
+			checkSquashes(t, s.ledger(t), nil)
+		}},
+		{"LastPerBranchNewestWins", func(t *testing.T) {
+			l := s.ledger(t)
+			ctx := t.Context()
+			main1 := ledger.Squash{Branch: "main", Time: at(10), Report: []byte(`{"outcome":"squashed","new_tip":"s1"}`), Entry: fold(10, "main", "s1")}
+			main2 := ledger.Squash{Branch: "main", Time: at(20), Report: []byte(`{"outcome":"nothing"}`)}
+			rel := ledger.Squash{Branch: "release/1", Time: at(15), Report: []byte(`{"outcome":"aborted","reason":"raced"}`)}
+			must(t, l.RecordSquash(ctx, main1))
+			must(t, l.RecordSquash(ctx, main2))
+			must(t, l.RecordSquash(ctx, rel))
+			// An older report arriving late keeps the newer one, yet its fold
+			// is history all the same.
+			late := ledger.Squash{Branch: "main", Time: at(5), Report: []byte(`{"outcome":"squashed","new_tip":"s0"}`), Entry: fold(5, "main", "s0")}
+			must(t, l.RecordSquash(ctx, late))
+			checkSquashes(t, l, []ledger.Squash{main2, rel})
+			// One entry per fold, however often it is recorded.
+			must(t, l.RecordSquash(ctx, main1))
+			checkHistory(t, l, ledger.HistoryQuery{}, []ledger.Entry{*main1.Entry, *late.Entry})
+			checkHistory(t, l, ledger.HistoryQuery{Env: "dev"}, nil)
+		}},
+	}
+}
+
+func checkSquashes(t *testing.T, l ledger.Ledger, want []ledger.Squash) {
+	t.Helper()
+	got, err := l.Squashes(t.Context())
+	if err != nil {
+		t.Fatalf("Squashes: %v", err)
+	}
+	same := len(got) == len(want)
+	for i := 0; same && i < len(got); i++ {
+		g, w := got[i], want[i]
+		same = g.Branch == w.Branch && g.Time.Equal(w.Time) && string(g.Report) == string(w.Report) && g.Entry == nil
+	}
+	if !same {
+		t.Errorf("Squashes\n got  %+v\n want %+v", got, want)
 	}
 }
 

@@ -190,6 +190,37 @@ func (s *service) GetTag(_ context.Context, req *artifactregistrypb.GetTagReques
 	return &artifactregistrypb.Tag{Name: req.GetName(), Version: v}, nil
 }
 
+// GetVersion implements ArtifactRegistryServer: a version exists when a tag
+// of its package points at it.
+func (s *service) GetVersion(_ context.Context, req *artifactregistrypb.GetVersionRequest) (*artifactregistrypb.Version, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail != codes.OK {
+		return nil, status.Errorf(s.fail, "fakegar: told to fail with %v", s.fail)
+	}
+	pkgName, _, ok := strings.Cut(req.GetName(), "/versions/")
+	if !ok {
+		return nil, status.Errorf(codes.InvalidArgument, "invalid version name %q", req.GetName())
+	}
+	k, err := parseTagName(pkgName + "/tags/x")
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	for tk, v := range s.tags {
+		if tk.project == k.project && tk.location == k.location && tk.repository == k.repository && tk.pkg == k.pkg &&
+			tk.versionName(versionID(v)) == req.GetName() {
+			return &artifactregistrypb.Version{Name: req.GetName()}, nil
+		}
+	}
+	return nil, status.Errorf(codes.NotFound, "Requested entity was not found: version %q", req.GetName())
+}
+
+// versionID is the last segment of a version name.
+func versionID(name string) string {
+	_, id, _ := strings.Cut(name, "/versions/")
+	return id
+}
+
 // parseTagName parses
 // projects/P/locations/L/repositories/R/packages/PKG/tags/T, where PKG and T
 // are URL-escaped (so a '/' in PKG must appear as %2F).

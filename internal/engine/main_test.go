@@ -1,0 +1,10 @@
+package engine_test
+
+import (
+	"testing"
+
+	"github.com/pinroll/pinroll/internal/testing/emulator"
+)
+
+// TestMain stops the Firestore emulator the ops tests may start.
+func TestMain(m *testing.M) { emulator.Main(m) }
