@@ -12,6 +12,7 @@ import (
 
 	"github.com/pinroll/pinroll/internal/app"
 	"github.com/pinroll/pinroll/internal/config"
+	"github.com/pinroll/pinroll/internal/engine"
 	"github.com/pinroll/pinroll/internal/kustomize"
 	"github.com/pinroll/pinroll/internal/logging"
 )
@@ -111,6 +112,27 @@ func printCheck(w io.Writer, cfg *config.Config, out checkOutput) {
 	}
 	fmt.Fprintf(w, "pinroll check: %d environment(s) of %s, %s (%s)\n", len(out.Envs), cfg.Git.Repo, strings.Join(at, ", "), cost)
 	for _, l := range out.Lines() {
+		fmt.Fprintln(w, l)
+	}
+}
+
+// printChecks lists the problems of the overlay checks the server ran at
+// start-up (`pinroll status`); nothing when every overlay passed.
+func printChecks(w io.Writer, envs []engine.EnvStatus) {
+	var lines []string
+	for _, e := range envs {
+		if e.Check == nil || e.Check.OK {
+			continue
+		}
+		for _, p := range e.Check.Problems {
+			lines = append(lines, "  "+e.Name+": "+p)
+		}
+	}
+	if len(lines) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nOverlay check (at start-up; run pinroll check for the current state):")
+	for _, l := range lines {
 		fmt.Fprintln(w, l)
 	}
 }

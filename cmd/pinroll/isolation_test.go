@@ -70,6 +70,11 @@ func TestBrokenEnvironmentDoesNotBlockOthers(t *testing.T) {
 			if !strings.Contains(w.logs(), `"overlay check: staging: `+stagingPath+` not found on main`) {
 				t.Errorf("no start-up warning about staging's overlay in:\n%s", w.logs())
 			}
+			// ... and the status shows it, on the page's data and in the CLI.
+			code, out, errOut := w.cli("status")
+			if code != 0 || !strings.Contains(out, "Overlay check (at start-up") || !strings.Contains(out, "  staging: "+stagingPath+" not found on main") {
+				t.Errorf("pinroll status: exit %d\n%s%s", code, out, errOut)
+			}
 			m := push("iso-1", serverRepo, digest(1), "latest", 1)
 			pinsOfDev := func() int {
 				n := 0

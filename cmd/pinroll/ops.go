@@ -159,6 +159,7 @@ func status(ctx context.Context, env *cliEnv, args []string) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	printChecks(env.stdout, st.Environments)
 	if len(st.Promotions) > 0 {
 		fmt.Fprintln(env.stdout, "\nPromotions:")
 		for _, p := range st.Promotions {

@@ -26,6 +26,9 @@ type EnvStatus struct {
 	Branch  string      `json:"branch"`
 	Trigger string      `json:"trigger"` // "track:TAG" or "release"
 	Pins    []PinStatus `json:"pins"`
+	// Check is the last check of the overlay (pinroll check, run at
+	// start-up); absent before one ran.
+	Check *OverlayCheck `json:"check,omitempty"`
 }
 
 // PinStatus is the pin of one image in an environment. Commit is the commit
@@ -123,8 +126,12 @@ func (e *Engine) Status(ctx context.Context) (Status, error) {
 	if err := e.lastSquashes(ctx, st.Branches); err != nil {
 		return st, err
 	}
+	checks := e.OverlayChecks()
 	for _, env := range e.cfg.Environments {
 		es := EnvStatus{Name: env.Name, Path: env.Path, Branch: env.Branch, Trigger: "release", Pins: []PinStatus{}}
+		if c, ok := checks[env.Name]; ok {
+			es.Check = &c
+		}
 		if !env.IsRelease() {
 			es.Trigger = "track:" + env.Track
 		}
