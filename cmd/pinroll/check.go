@@ -19,7 +19,7 @@ import (
 
 func init() {
 	commands["check"] = command{
-		summary: "Prove each overlay renders its images at their pins (SPEC §4.4); needs no server.",
+		summary: "Prove each overlay renders its images at their pins; needs no server.",
 		usage:   "[--config F] [--env E] [-o json]",
 		run:     check,
 	}
