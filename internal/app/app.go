@@ -54,7 +54,7 @@ func Open(ctx context.Context, cfg *config.Config, getenv func(string) string, l
 	}
 	opts := engine.Options{Config: cfg, Ledger: a.Ledger, Repo: a.Repo}
 	if reg, err := openRegistry(ctx, cfg, getenv); err != nil {
-		log.Warn("Artifact Registry lookups are off: releases wait for their image's push", "reason", err.Error())
+		log.Warn("Artifact Registry lookups are off: releases wait for their image's push, deploys take only digests and tags the ledger knows", "reason", err.Error())
 	} else if reg != nil {
 		a.closers = append(a.closers, reg.Close)
 		opts.Registry = reg
@@ -76,16 +76,9 @@ func Open(ctx context.Context, cfg *config.Config, getenv func(string) string, l
 // point it at an in-process fake.
 const RegistryEndpointEnv = "PINROLL_ARTIFACT_REGISTRY_ENDPOINT"
 
-// openRegistry opens the Artifact Registry client when some release
-// environment may need to resolve a tag; nil when none does.
+// openRegistry opens the Artifact Registry client: releases resolve their
+// tag with it, and manual deploys a tag or digest the ledger has not seen.
 func openRegistry(ctx context.Context, cfg *config.Config, getenv func(string) string) (*registry.Client, error) {
-	needed := false
-	for _, im := range cfg.Images {
-		needed = needed || im.Source != ""
-	}
-	if !needed {
-		return nil, nil
-	}
 	ep := getenv(RegistryEndpointEnv)
 	if ep != "" {
 		return registry.New(ctx, option.WithEndpoint(ep), option.WithoutAuthentication(),
