@@ -111,6 +111,9 @@ func do(env *cliEnv, req *http.Request) ([]byte, error) {
 			Error string `json:"error"`
 		}
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			if resp.StatusCode == http.StatusUnauthorized {
+				return nil, fmt.Errorf("%s (%s): set PINROLL_OPS_TOKEN to the server's ops token, or use Google credentials of an allowed invoker", e.Error, resp.Status)
+			}
 			return nil, fmt.Errorf("%s (%s)", e.Error, resp.Status)
 		}
 		return nil, fmt.Errorf("%s answered %s: %s", req.URL.Redacted(), resp.Status, strings.TrimSpace(string(b)))

@@ -47,10 +47,11 @@ func (e usageError) Error() string { return e.msg }
 // 1 on failure, 2 on usage errors.
 func run(ctx context.Context, env *cliEnv, args []string) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		printUsage(env.stdout)
 		if len(args) == 0 {
+			printUsage(env.stderr) // a usage error: on stderr, like every other
 			return 2
 		}
+		printUsage(env.stdout)
 		return 0
 	}
 	if args[0] == "--version" || args[0] == "-version" {

@@ -19,7 +19,7 @@ import (
 
 func init() {
 	commands["status"] = command{
-		summary: "Show what every environment runs: pins, holds, pending promotions (-o json adds branches).",
+		summary: "Show what every environment runs: pins, holds, pending promotions and each branch's tip and last squash.",
 		usage:   "[-o table|json] [--server URL]",
 		run:     status,
 	}
@@ -244,7 +244,11 @@ func history(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	if page.Next != "" {
 		fmt.Fprintf(env.stdout, "\nMore: pinroll history --before %s", page.Next)
-		for _, f := range []struct{ name, v string }{{"env", *envName}, {"image", *image}} {
+		lim := ""
+		if *limit != 0 {
+			lim = strconv.Itoa(*limit)
+		}
+		for _, f := range []struct{ name, v string }{{"env", *envName}, {"image", *image}, {"limit", lim}} {
 			if f.v != "" {
 				fmt.Fprintf(env.stdout, " --%s %s", f.name, f.v)
 			}

@@ -28,7 +28,7 @@ type squashBody struct {
 func squash(ctx context.Context, env *cliEnv, args []string) error {
 	fs := flags(env, "squash")
 	c := addClientFlags(env, fs)
-	envName := fs.String("env", "", "only the branch of this environment (default: every branch with a track environment)")
+	envName := fs.String("env", "", "only the branch of this environment (default: every branch with a track or append environment)")
 	dryRun := fs.Bool("dry-run", false, "report what the squash would do; write and move nothing")
 	if pos, err := parse(fs, args); err != nil {
 		return err

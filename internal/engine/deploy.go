@@ -162,6 +162,9 @@ func reasonText(s string) string {
 
 // pair looks up an environment and an image it carries.
 func (e *Engine) pair(envName, imageName string) (*config.Environment, *config.Image, error) {
+	if envName == "" || imageName == "" {
+		return nil, nil, fmt.Errorf("%w: env and image are both required", ErrBadRequest)
+	}
 	env, ok := e.cfg.EnvironmentByName(envName)
 	if !ok {
 		return nil, nil, fmt.Errorf("%w: no environment %q in the config", ErrNotFound, envName)
@@ -189,6 +192,11 @@ func (e *Engine) deployTarget(ctx context.Context, env *config.Environment, img 
 		}
 		return digest, tag, nil
 	case d.Rollback > 0:
+		// Back from what git carries: a claim that never reached git (its
+		// write failed) is not the pin to roll back from.
+		if cur, had, err = e.written(ctx, env, img, cur, had); err != nil {
+			return "", "", err
+		}
 		return e.rollbackTarget(ctx, env, img, d.Rollback, cur, had)
 	}
 	rec, ok, err := e.ledger.Digest(ctx, img.Name, d.Digest)
@@ -292,7 +300,7 @@ func (e *Engine) Resume(ctx context.Context, envName, imageName string) (OpsResu
 	if err != nil {
 		return res, fmt.Errorf("%w: read tag %s of %s: %w", ErrTransient, env.Track, img.Name, err)
 	}
-	if !ok || (had && cur.Digest == digest) {
+	if !ok || (had && cur.Digest == digest && cur.Commit != "") {
 		res.Reason = "already at the digest " + img.Name + ":" + env.Track + " names"
 		if !ok {
 			res.Reason = img.Name + ":" + env.Track + " was never pushed: nothing to catch up"
@@ -389,4 +397,23 @@ func (e *Engine) resumeRelease(ctx context.Context, env *config.Environment, img
 		res.Digest, res.Tag, res.Commit = now.Digest, now.Tag, now.Commit
 	}
 	return res, nil
+}
+
+// written returns the pin of (env, img) as git carries it: cur when it is
+// committed, else the newest history entry of the pair — a claim whose git
+// write failed (or is under way) is desired, not pinned. ok is false when
+// nothing was ever written.
+func (e *Engine) written(ctx context.Context, env *config.Environment, img *config.Image, cur ledger.Pin, had bool) (ledger.Pin, bool, error) {
+	if !had || cur.Commit != "" {
+		return cur, had, nil
+	}
+	h, err := e.ledger.History(ctx, ledger.HistoryQuery{Env: env.Name, Image: img.Name, Limit: 1})
+	if err != nil {
+		return cur, false, fmt.Errorf("%w: read history of %s/%s: %w", ErrTransient, env.Name, img.Name, err)
+	}
+	if len(h) == 0 {
+		return cur, false, nil
+	}
+	return ledger.Pin{Env: h[0].Env, Image: h[0].Image, Digest: h[0].Digest, Tag: h[0].Tag,
+		Key: h[0].Key, Cause: h[0].Cause, Commit: h[0].Commit, Time: h[0].Time}, true, nil
 }

@@ -330,3 +330,66 @@ func TestDeployReasonIsOneLine(t *testing.T) {
 		t.Errorf("hold reason %q", r)
 	}
 }
+
+// TestUnwrittenClaim: a push claimed in the ledger whose git write failed is
+// desired, not pinned. Status shows what git carries and the pending digest,
+// resume catches git up to it, and a rollback counts back from what git
+// carries.
+func TestUnwrittenClaim(t *testing.T) {
+	t.Parallel()
+	worlds.Each(t, func(t *testing.T, w *opsWorld) {
+		ctx := t.Context()
+		push(t, w, 1, "latest", engine.Pinned)
+		push(t, w, 2, "latest", engine.Pinned)
+		// What a push leaves behind when its git write fails: the digest
+		// recorded and claimed, no commit.
+		unwritten := func(n int) {
+			t.Helper()
+			m := w.Message(n, worlds.ServerRepo, "latest")
+			key := ledger.Key{Time: m.PublishTime, ID: m.ID}
+			if err := w.Ledger.RecordDigest(ctx, "server", m.Digest, "latest", key); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok, err := w.Ledger.ClaimPin(ctx, ledger.Pin{Env: "dev", Image: "server", Digest: m.Digest, Tag: "latest",
+				Key: key, Cause: ledger.CauseGAR, Time: m.PublishTime}); err != nil || !ok {
+				t.Fatalf("claim %d: %v %v", n, ok, err)
+			}
+		}
+		unwritten(3)
+		tip := w.Log(t)[0].SHA
+		if ps := pinStatus(t, w, "dev", "server"); ps.Digest != digest(2) || ps.Commit != tip || ps.Pending != digest(3) {
+			t.Fatalf("status with an unwritten claim: %+v; want digest 2 at %s, pending digest 3", ps, tip)
+		}
+		res, err := w.Engine.Resume(ctx, "dev", "server")
+		if err != nil || res.Outcome != engine.Pinned || res.Digest != digest(3) {
+			t.Fatalf("resume: %+v, %v; want digest 3 pinned (git did not carry it)", res, err)
+		}
+		if f := w.File(t, devKustomization); !strings.Contains(f, digest(3)) {
+			t.Fatalf("dev overlay after the resume:\n%s", f)
+		}
+		if ps := pinStatus(t, w, "dev", "server"); ps.Digest != digest(3) || ps.Pending != "" {
+			t.Fatalf("status after the resume: %+v", ps)
+		}
+		unwritten(4)
+		res, err = w.Engine.Deploy(ctx, engine.Deploy{Env: "dev", Image: "server", Rollback: 1})
+		if err != nil || res.Outcome != engine.Pinned || res.Digest != digest(2) {
+			t.Fatalf("rollback 1 with digest 4 unwritten: %+v, %v; want digest 2, the one before what git carries", res, err)
+		}
+		if f := w.File(t, devKustomization); !strings.Contains(f, digest(2)) {
+			t.Fatalf("dev overlay after the rollback:\n%s", f)
+		}
+	})
+}
+
+// TestOpsRequiresEnvAndImage: a request without env or image is malformed
+// (400), not an unknown name (404).
+func TestOpsRequiresEnvAndImage(t *testing.T) {
+	t.Parallel()
+	w := worlds.OpenLocal(t, worlds.OpenBolt(t))
+	if _, err := w.Engine.Resume(t.Context(), "dev", ""); !errors.Is(err, engine.ErrBadRequest) {
+		t.Errorf("resume without image: %v, want ErrBadRequest", err)
+	}
+	if _, err := w.Engine.Deploy(t.Context(), engine.Deploy{Image: "server", Rollback: 1}); !errors.Is(err, engine.ErrBadRequest) {
+		t.Errorf("deploy without env: %v, want ErrBadRequest", err)
+	}
+}

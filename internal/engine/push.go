@@ -53,8 +53,8 @@ func (e *Engine) Push(ctx context.Context, m ImagePush) (Result, error) {
 	res := Result{Digest: m.Digest, Tag: m.Tag}
 	if ahead := m.PublishTime.Sub(e.now()); ahead > MaxClockSkew {
 		res.Outcome = Rejected
-		res.Reason = fmt.Sprintf("publishTime %s is %s ahead of this server's clock (more than %s): forged, or a clock is broken",
-			m.PublishTime.UTC().Format(time.RFC3339), ahead.Round(time.Second), MaxClockSkew)
+		res.Reason = fmt.Sprintf("publishTime %s is more than %s ahead of this server's clock: forged, or a clock is broken",
+			m.PublishTime.UTC().Format(time.RFC3339), MaxClockSkew)
 		return res, nil
 	}
 	if m.ID == "" {

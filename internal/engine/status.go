@@ -42,6 +42,10 @@ type PinStatus struct {
 	Cause  ledger.Cause `json:"cause,omitempty"`
 	Held   bool         `json:"held"`
 	Hold   *HoldStatus  `json:"hold,omitempty"`
+	// Pending is a digest claimed for the pair that git does not carry yet
+	// (its write failed or is under way); the fields above say what git
+	// carries.
+	Pending string `json:"pending,omitempty"`
 }
 
 // HoldStatus says since when and why a pair is held.
@@ -142,8 +146,16 @@ func (e *Engine) Status(ctx context.Context) (Status, error) {
 			ps := PinStatus{Image: img.Name}
 			i := slices.IndexFunc(pins, func(p ledger.Pin) bool { return p.Env == env.Name && p.Image == img.Name })
 			if i >= 0 {
-				p := pins[i]
-				ps.Digest, ps.Tag, ps.Commit, ps.Time, ps.Cause = p.Digest, p.Tag, p.Commit, p.Time, p.Cause
+				p, wrote, err := e.written(ctx, &env, &img, pins[i], true)
+				if err != nil {
+					return st, err
+				}
+				if p.Commit == "" || p.Digest != pins[i].Digest {
+					ps.Pending = pins[i].Digest
+				}
+				if wrote {
+					ps.Digest, ps.Tag, ps.Commit, ps.Time, ps.Cause = p.Digest, p.Tag, p.Commit, p.Time, p.Cause
+				}
 				if c, ok := carriedBy[p.Env+"/"+p.Image+"="+p.Digest]; ok {
 					ps.Commit = c
 				}
