@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/pinroll/pinroll/internal/retry"
@@ -52,41 +55,80 @@ type Writer struct {
 	Backoff time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+
+	mu   sync.Mutex
+	tips map[string]tip // by branch: the commit this Writer last moved it to
+}
+
+// tip is a commit a Writer wrote and moved its branch to, with the files it
+// knows there: a Snapshot that needs no read while the branch stays put. Its
+// content is exact (a commit SHA fixes its tree); only whether it is still
+// the tip is unknown, and the compare-and-swap decides that.
+type tip struct {
+	snap  Snapshot
+	paths map[string]bool // every path whose content (or absence) snap knows
+}
+
+// TreeWriter is implemented by a [Repo] whose WriteCommit can also say the
+// root tree of the commit it wrote. With it, [Writer.Apply] remembers the tip
+// it wrote and skips the next Apply's read of the branch.
+type TreeWriter interface {
+	WriteCommitTree(ctx context.Context, c NewCommit) (commit, tree string, err error)
 }
 
 // Apply reads the tip of branch and the files at paths, asks edit for the
 // change, and moves the branch to a commit carrying it only if the branch still
 // points at the tip it read; when it moved, Apply starts again from the read.
-// edit is called once per attempt and must be a pure function of the snapshot
-// and of state it re-reads itself.
+// edit must be a pure function of the snapshot and of state it re-reads
+// itself; it may be called more than once per attempt.
+//
+// When the tip is the commit this Writer last moved branch to (and it knows
+// every path asked for), Apply skips the read: the compare-and-swap proves
+// the remembered tip still holds, and a refusal forgets it and falls back to
+// a read. A remembered tip never decides that nothing changes: only a read
+// does.
 func (w *Writer) Apply(ctx context.Context, branch string, paths []string, edit func(Snapshot) (Change, error)) (Result, error) {
 	var res Result
 	err := w.policy().Do(ctx, func(attempt int) error {
 		res.Attempts = attempt
-		snap, err := w.Repo.Read(ctx, branch, paths...)
-		if err != nil {
-			return fmt.Errorf("read %s: %w", branch, err)
-		}
-		ch, err := edit(snap)
-		if err != nil {
-			return err
+		snap, remembered := w.remembered(branch, paths)
+		var ch Change
+		for {
+			if !remembered {
+				var err error
+				if snap, err = w.Repo.Read(ctx, branch, paths...); err != nil {
+					return fmt.Errorf("read %s: %w", branch, err)
+				}
+			}
+			var err error
+			if ch, err = edit(snap); err != nil {
+				return err
+			}
+			if len(ch.Files) > 0 || !remembered {
+				break
+			}
+			remembered = false // the branch may have moved: read it
 		}
 		if len(ch.Files) == 0 {
 			res.Commit = snap.Commit.SHA
 			return nil
 		}
 		c := w.plan(snap.Commit, ch)
-		sha, err := w.Repo.WriteCommit(ctx, c)
+		sha, tree, err := w.write(ctx, c)
 		if err != nil {
 			return fmt.Errorf("write commit on %s: %w", branch, err)
 		}
 		err = w.Repo.MoveBranch(ctx, branch, snap.Commit.SHA, sha)
+		if err != nil {
+			w.forget(branch)
+		}
 		if errors.Is(err, ErrConflict) {
 			return retry.Again(err)
 		}
 		if err != nil {
 			return fmt.Errorf("move %s: %w", branch, err)
 		}
+		w.remember(branch, paths, snap, c, sha, tree)
 		res.Commit, res.Changed, res.Replaced = sha, true, ""
 		if len(c.Parents) != 1 || c.Parents[0] != snap.Commit.SHA {
 			res.Replaced = snap.Commit.SHA
@@ -97,6 +139,77 @@ func (w *Writer) Apply(ctx context.Context, branch string, paths []string, edit 
 		return res, fmt.Errorf("move %s after %d attempts: %w (last: %w)", branch, res.Attempts, ErrContention, err)
 	}
 	return res, err
+}
+
+// write writes c, and says its root tree when the backend can ("" if not).
+func (w *Writer) write(ctx context.Context, c NewCommit) (sha, tree string, err error) {
+	if tw, ok := w.Repo.(TreeWriter); ok {
+		return tw.WriteCommitTree(ctx, c)
+	}
+	sha, err = w.Repo.WriteCommit(ctx, c)
+	return sha, "", err
+}
+
+// remembered returns the tip this Writer last moved branch to, when it knows
+// every one of paths there.
+func (w *Writer) remembered(branch string, paths []string) (Snapshot, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t, ok := w.tips[branch]
+	if !ok {
+		return Snapshot{}, false
+	}
+	for _, p := range paths {
+		if !t.paths[p] {
+			return Snapshot{}, false
+		}
+	}
+	return Snapshot{Commit: t.snap.Commit, Files: maps.Clone(t.snap.Files)}, true
+}
+
+// remember records that branch now points at sha, the commit c written on
+// top of what snap showed, with root tree tree.
+func (w *Writer) remember(branch string, paths []string, snap Snapshot, c NewCommit, sha, tree string) {
+	if tree == "" {
+		w.forget(branch)
+		return
+	}
+	files := maps.Clone(snap.Files)
+	if files == nil {
+		files = map[string][]byte{}
+	}
+	known := make(map[string]bool, len(paths)+len(c.Files))
+	for _, p := range paths {
+		known[p] = true
+	}
+	for p, b := range c.Files {
+		files[p], known[p] = b, true
+	}
+	for p := range files {
+		if !known[p] {
+			delete(files, p) // only what was asked for, or written, is known
+		}
+	}
+	t := tip{
+		snap: Snapshot{Commit: Commit{
+			SHA: sha, Tree: tree, Parents: slices.Clone(c.Parents), Message: c.Message,
+			Author: c.Author, Committer: c.Committer,
+		}, Files: files},
+		paths: known,
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.tips == nil {
+		w.tips = map[string]tip{}
+	}
+	w.tips[branch] = t
+}
+
+// forget drops the remembered tip of branch: the next Apply reads it.
+func (w *Writer) forget(branch string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.tips, branch)
 }
 
 // policy is the retry policy of Apply's compare-and-swap loop.

@@ -92,7 +92,8 @@ type Repo struct {
 	pace        *pacer // nil: unpaced
 
 	mu     sync.Mutex
-	repoID string // GraphQL node ID, cached from the first query
+	repoID string            // GraphQL node ID, cached from the first query
+	sent   map[string]string // by ref: the commit MoveBranch last sent it to
 }
 
 var _ gitops.Repo = (*Repo)(nil)
