@@ -37,7 +37,7 @@ type Change struct {
 type Result struct {
 	Commit   string // the branch tip after the call: the new commit, or the tip read when nothing changed
 	Changed  bool   // a commit was written and the branch moved
-	Attempts int    // reads of the branch, 1 when there was no contention
+	Attempts int    // compare-and-swap attempts, 1 when there was no contention
 	// Replaced is the rolling commit the new commit amended (it left the
 	// branch; its pins are carried by Commit now), or "".
 	Replaced string
