@@ -91,23 +91,9 @@ func (w *Writer) Apply(ctx context.Context, branch string, paths []string, edit 
 	var res Result
 	err := w.policy().Do(ctx, func(attempt int) error {
 		res.Attempts = attempt
-		snap, remembered := w.remembered(branch, paths)
-		var ch Change
-		for {
-			if !remembered {
-				var err error
-				if snap, err = w.Repo.Read(ctx, branch, paths...); err != nil {
-					return fmt.Errorf("read %s: %w", branch, err)
-				}
-			}
-			var err error
-			if ch, err = edit(snap); err != nil {
-				return err
-			}
-			if len(ch.Files) > 0 || !remembered {
-				break
-			}
-			remembered = false // the branch may have moved: read it
+		snap, ch, err := w.edit(ctx, branch, paths, edit)
+		if err != nil {
+			return err
 		}
 		if len(ch.Files) == 0 {
 			res.Commit = snap.Commit.SHA
@@ -120,7 +106,7 @@ func (w *Writer) Apply(ctx context.Context, branch string, paths []string, edit 
 		}
 		err = w.Repo.MoveBranch(ctx, branch, snap.Commit.SHA, sha)
 		if err != nil {
-			w.forget(branch)
+			w.forget(branch, snap.Commit.SHA)
 		}
 		if errors.Is(err, ErrConflict) {
 			return retry.Again(err)
@@ -139,6 +125,24 @@ func (w *Writer) Apply(ctx context.Context, branch string, paths []string, edit 
 		return res, fmt.Errorf("move %s after %d attempts: %w (last: %w)", branch, res.Attempts, ErrContention, err)
 	}
 	return res, err
+}
+
+// edit runs edit on the remembered tip of branch, else on a read of it. A
+// remembered tip that leaves nothing to change is read again: only git may
+// say that nothing changes.
+func (w *Writer) edit(ctx context.Context, branch string, paths []string, edit func(Snapshot) (Change, error)) (Snapshot, Change, error) {
+	if snap, ok := w.remembered(branch, paths); ok {
+		ch, err := edit(snap)
+		if err != nil || len(ch.Files) > 0 {
+			return snap, ch, err
+		}
+	}
+	snap, err := w.Repo.Read(ctx, branch, paths...)
+	if err != nil {
+		return Snapshot{}, Change{}, fmt.Errorf("read %s: %w", branch, err)
+	}
+	ch, err := edit(snap)
+	return snap, ch, err
 }
 
 // write writes c, and says its root tree when the backend can ("" if not).
@@ -171,7 +175,7 @@ func (w *Writer) remembered(branch string, paths []string) (Snapshot, bool) {
 // top of what snap showed, with root tree tree.
 func (w *Writer) remember(branch string, paths []string, snap Snapshot, c NewCommit, sha, tree string) {
 	if tree == "" {
-		w.forget(branch)
+		w.forget(branch, "")
 		return
 	}
 	files := maps.Clone(snap.Files)
@@ -184,6 +188,9 @@ func (w *Writer) remember(branch string, paths []string, snap Snapshot, c NewCom
 	}
 	for p, b := range c.Files {
 		files[p], known[p] = b, true
+		if b == nil {
+			delete(files, p)
+		}
 	}
 	for p := range files {
 		if !known[p] {
@@ -205,11 +212,15 @@ func (w *Writer) remember(branch string, paths []string, snap Snapshot, c NewCom
 	w.tips[branch] = t
 }
 
-// forget drops the remembered tip of branch: the next Apply reads it.
-func (w *Writer) forget(branch string) {
+// forget drops the remembered tip of branch, when it is sha or sha is "":
+// the next Apply reads the branch. (Another Apply may have remembered a newer
+// tip meanwhile; that one stays.)
+func (w *Writer) forget(branch, sha string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	delete(w.tips, branch)
+	if t, ok := w.tips[branch]; ok && (sha == "" || t.snap.Commit.SHA == sha) {
+		delete(w.tips, branch)
+	}
 }
 
 // policy is the retry policy of Apply's compare-and-swap loop.
