@@ -225,6 +225,13 @@ func (e *Engine) reconcileLocked(ctx context.Context, branch string, kind gitops
 	}
 	defer unlock()
 
+	if commit, pins, ok, err := e.durable(ctx, targets); err != nil || ok {
+		if err == nil {
+			err = e.commitPins(ctx, pins, commit)
+		}
+		return commit, nil, err
+	}
+
 	var paths []string // every name kustomize accepts: one read either way
 	for _, t := range targets {
 		for _, p := range t.env.Kustomizations() {
@@ -313,17 +320,56 @@ func (e *Engine) reconcileLocked(ctx context.Context, branch string, kind gitops
 	if res.Replaced != "" {
 		e.repoint(ctx, res.Replaced, res.Commit)
 	}
-	for _, p := range desired {
-		// The entry is dated by the claim, not by this write: two processes
-		// recording their commits in either order keep history in pin order.
-		if err := e.ledger.CommitPin(ctx, p, res.Commit, p.Time); err != nil {
-			return "", nil, fmt.Errorf("%w: record pin %s/%s at %s: %w", ErrTransient, p.Env, p.Image, short(res.Commit), err)
-		}
+	if err := e.commitPins(ctx, desired, res.Commit); err != nil {
+		return "", nil, err
 	}
 	if !res.Changed {
 		changed = nil
 	}
 	return res.Commit, changed, nil
+}
+
+// durable reports whether the desired pin of every target is one the ledger
+// records as committed, all in one commit: then git already carries them (it
+// is the commit that made them durable, or the one an amend or squash
+// repointed them to) and reconciling needs no call to git. It returns that
+// commit and the pins. A pin claimed but not yet recorded — new, or committed
+// by a process that crashed before recording it — is not durable: it takes
+// the read, and git decides (SPEC §5). Release environments always read: a
+// claim that keeps the digest keeps its Commit, but the tag may be new.
+func (e *Engine) durable(ctx context.Context, targets []target) (string, []ledger.Pin, bool, error) {
+	var commit string
+	var pins []ledger.Pin
+	for _, t := range targets {
+		if t.env.IsRelease() {
+			return "", nil, false, nil
+		}
+		pin, ok, err := e.ledger.Pin(ctx, t.env.Name, t.image.Name)
+		if err != nil {
+			return "", nil, false, fmt.Errorf("%w: read pin %s/%s: %w", ErrTransient, t.env.Name, t.image.Name, err)
+		}
+		if !ok {
+			continue
+		}
+		if pin.Commit == "" || (commit != "" && pin.Commit != commit) {
+			return "", nil, false, nil
+		}
+		commit = pin.Commit
+		pins = append(pins, pin)
+	}
+	return commit, pins, commit != "", nil
+}
+
+// commitPins records in the ledger that pins are durable at commit.
+func (e *Engine) commitPins(ctx context.Context, pins []ledger.Pin, commit string) error {
+	for _, p := range pins {
+		// The entry is dated by the claim, not by this write: two processes
+		// recording their commits in either order keep history in pin order.
+		if err := e.ledger.CommitPin(ctx, p, commit, p.Time); err != nil {
+			return fmt.Errorf("%w: record pin %s/%s at %s: %w", ErrTransient, p.Env, p.Image, short(commit), err)
+		}
+	}
+	return nil
 }
 
 // kustomization finds env's kustomization file: as edited so far, else as

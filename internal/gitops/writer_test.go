@@ -1,11 +1,13 @@
 package gitops_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -161,4 +163,102 @@ func BenchmarkRollingAmend(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(len(tip.Commit.Message)), "msg-bytes")
+}
+
+// countingRepo is a local repository that counts branch reads.
+type countingRepo struct {
+	*local.Repo
+	reads atomic.Int32
+}
+
+func (c *countingRepo) Read(ctx context.Context, branch string, paths ...string) (gitops.Snapshot, error) {
+	c.reads.Add(1)
+	return c.Repo.Read(ctx, branch, paths...)
+}
+
+// TestRememberedTip: after Apply moved the branch, the next Apply skips the
+// read while the branch stays put, and reads it again when somebody else
+// moved it: the pin lands on top and the other commit survives, even when
+// the remembered tip wrongly says nothing is left to change.
+func TestRememberedTip(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		foreign []byte // a person's content for "d" committed after the first pin; nil: none
+		reads   int32  // reads of the second Apply
+	}{
+		{name: "branch stays put: no read", reads: 0},
+		{name: "a person's commit behind the remembered tip", foreign: []byte("a person's d"), reads: 1},
+		{name: "a person reverted the pin: the remembered tip is not trusted", foreign: []byte("seed"), reads: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			r := &countingRepo{Repo: newRepo(t, map[string][]byte{"README.md": []byte("gitops\n"), "d": []byte("seed")})}
+			seed, err := r.Repo.Read(ctx, "main")
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := &gitops.Writer{Repo: r, Author: bot, Backoff: time.Millisecond}
+			pin := func(digest string) gitops.Result {
+				t.Helper()
+				res, err := w.Apply(ctx, "main", []string{"d"}, func(s gitops.Snapshot) (gitops.Change, error) {
+					if string(s.Files["d"]) == digest {
+						return gitops.Change{}, nil
+					}
+					return gitops.Change{Kind: gitops.KindRolling, Files: map[string][]byte{"d": []byte(digest)},
+						Pins: []gitops.Pin{{Env: "dev", Image: "server", Digest: digest, Tag: "latest", Time: time.Unix(1.7e9, 0)}}}, nil
+				})
+				if err != nil || !res.Changed {
+					t.Fatalf("pin %s: %+v %v", digest, res, err)
+				}
+				return res
+			}
+			pin("one")
+			var foreign string
+			if tc.foreign != nil {
+				tip, err := r.Repo.Read(ctx, "main")
+				if err != nil {
+					t.Fatal(err)
+				}
+				person := gitops.Signature{Name: "A Person", Email: "person@example.com", When: time.Unix(1.7e9, 0)}
+				foreign, err = r.WriteCommit(ctx, gitops.NewCommit{BaseTree: tip.Commit.Tree, Parents: []string{tip.Commit.SHA},
+					Files: map[string][]byte{"d": tc.foreign, "NOTES.md": []byte("hello\n")}, Message: "a person's change\n", Author: person, Committer: person})
+				if err == nil {
+					err = r.MoveBranch(ctx, "main", tip.Commit.SHA, foreign)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			r.reads.Store(0)
+			want := "two"
+			if string(tc.foreign) == "seed" {
+				// Pin "one" again: the remembered tip says it is there, but
+				// only the read may decide that nothing changes.
+				want = "one"
+			}
+			res := pin(want)
+			if n := r.reads.Load(); n != tc.reads {
+				t.Errorf("%d reads, want %d", n, tc.reads)
+			}
+			tip, err := r.Repo.Read(ctx, "main", "d", "NOTES.md")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tip.Commit.SHA != res.Commit || string(tip.Files["d"]) != want {
+				t.Fatalf("tip %s with d=%q, want %s with d=%q", tip.Commit.SHA, tip.Files["d"], res.Commit, want)
+			}
+			wantParent := seed.Commit.SHA // an amend of the first pin
+			if foreign != "" {
+				wantParent = foreign
+				if string(tip.Files["NOTES.md"]) != "hello\n" {
+					t.Error("the person's NOTES.md was lost")
+				}
+			}
+			if !slices.Equal(tip.Commit.Parents, []string{wantParent}) {
+				t.Errorf("tip's parents %v, want [%s]", tip.Commit.Parents, wantParent)
+			}
+		})
+	}
 }

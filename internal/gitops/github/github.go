@@ -12,7 +12,10 @@
 // (https://docs.github.com/graphql/reference/mutations#updaterefs).
 //
 // So a pin that changes something costs 4 API calls (read, tree, commit,
-// move) and one that changes nothing costs 1. Only unusual content costs
+// move), 3 when [gitops.Writer] remembers the tip it wrote last (it skips the
+// read; see [Repo.WriteCommitTree]), and one that changes nothing costs 1. A
+// lost race costs no more than the refused move: STALE_DATA needs no check
+// query, so the next attempt's read is the only re-read. Only unusual content costs
 // more: a binary or very large file read needs one REST blob call each, a
 // written file that is not valid UTF-8 one blob call each.
 //
@@ -92,7 +95,8 @@ type Repo struct {
 	pace        *pacer // nil: unpaced
 
 	mu     sync.Mutex
-	repoID string // GraphQL node ID, cached from the first query
+	repoID string            // GraphQL node ID, cached from the first query
+	sent   map[string]string // by ref: the commit MoveBranch last sent it to
 }
 
 var _ gitops.Repo = (*Repo)(nil)

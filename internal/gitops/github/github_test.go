@@ -819,3 +819,65 @@ func BenchmarkRollingPin(b *testing.B) {
 	}
 	b.ReportMetric(float64(r.Calls())/float64(b.N), "calls/op")
 }
+
+// TestMoveBranchRefusalCalls: a lost race refused as STALE_DATA on a move
+// sent once is ErrConflict without a check query; every other refusal is
+// checked, so a repeated move that had landed still succeeds.
+func TestMoveBranchRefusalCalls(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		staleTyp string // "" keeps STALE_DATA
+		foreign  bool   // a person pushes before the move
+		repeat   bool   // the same move was made (and landed) before
+		fail502  bool   // the first send is answered 502 and retried
+		conflict bool
+		calls    int // requests of the (last) move
+	}{
+		{name: "lost race, STALE_DATA", foreign: true, conflict: true, calls: 1},
+		{name: "lost race, unknown wording", staleTyp: "UNPROCESSABLE", foreign: true, conflict: true, calls: 2},
+		{name: "lost race after a retried send", foreign: true, fail502: true, conflict: true, calls: 3},
+		{name: "the same move again", repeat: true, calls: 2},
+		{name: "a move that wins", calls: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFake(t, seedFiles())
+			if tc.staleTyp != "" {
+				f.SetStaleErrorType(tc.staleTyp)
+			}
+			r := newRepo(t, f)
+			s, err := r.Read(t.Context(), "main")
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := r.WriteCommit(t.Context(), gitops.NewCommit{BaseTree: s.Commit.Tree, Files: map[string][]byte{"x": []byte("x")}, Parents: []string{s.Commit.SHA}, Message: "x", Author: bot, Committer: bot})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.repeat {
+				if err := r.MoveBranch(t.Context(), "main", s.Commit.SHA, c); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := c
+			if tc.foreign {
+				want = f.Commit("a person's push", map[string][]byte{"y": []byte("y")})
+			}
+			if tc.fail502 {
+				f.FailNext(1, http.StatusBadGateway)
+			}
+			f.ResetCalls()
+			err = r.MoveBranch(t.Context(), "main", s.Commit.SHA, c)
+			if errors.Is(err, gitops.ErrConflict) != tc.conflict || (!tc.conflict && err != nil) {
+				t.Fatalf("MoveBranch = %v, want conflict %v", err, tc.conflict)
+			}
+			if n := f.TotalCalls(); n != tc.calls {
+				t.Errorf("%d requests, want %d", n, tc.calls)
+			}
+			if f.Head("main") != want {
+				t.Errorf("main at %s, want %s", f.Head("main"), want)
+			}
+		})
+	}
+}

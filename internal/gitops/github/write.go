@@ -25,20 +25,27 @@ const zeroOID = "0000000000000000000000000000000000000000"
 // carrying every file inline on c.BaseTree, then one CreateCommit. A file
 // that is not valid UTF-8 cannot travel inline and costs one CreateBlob.
 func (r *Repo) WriteCommit(ctx context.Context, c gitops.NewCommit) (string, error) {
-	sha, err := r.writeCommit(ctx, c)
-	if err != nil {
-		return "", scrub(fmt.Errorf("github: write commit to %s: %w", r, err), r.secrets)
-	}
-	return sha, nil
+	sha, _, err := r.WriteCommitTree(ctx, c)
+	return sha, err
 }
 
-func (r *Repo) writeCommit(ctx context.Context, c gitops.NewCommit) (string, error) {
+// WriteCommitTree implements [gitops.TreeWriter]: [Repo.WriteCommit], which
+// also returns the new commit's root tree (CreateTree's answer).
+func (r *Repo) WriteCommitTree(ctx context.Context, c gitops.NewCommit) (commit, tree string, err error) {
+	commit, tree, err = r.writeCommit(ctx, c)
+	if err != nil {
+		return "", "", scrub(fmt.Errorf("github: write commit to %s: %w", r, err), r.secrets)
+	}
+	return commit, tree, nil
+}
+
+func (r *Repo) writeCommit(ctx context.Context, c gitops.NewCommit) (string, string, error) {
 	if c.BaseTree != "" && !isSHA(c.BaseTree) {
-		return "", fmt.Errorf("%w: base tree %q is not a SHA", gitops.ErrInvalid, c.BaseTree)
+		return "", "", fmt.Errorf("%w: base tree %q is not a SHA", gitops.ErrInvalid, c.BaseTree)
 	}
 	for _, p := range c.Parents {
 		if !isSHA(p) {
-			return "", fmt.Errorf("%w: parent %q is not a SHA", gitops.ErrInvalid, p)
+			return "", "", fmt.Errorf("%w: parent %q is not a SHA", gitops.ErrInvalid, p)
 		}
 	}
 	tree := c.BaseTree
@@ -46,7 +53,7 @@ func (r *Repo) writeCommit(ctx context.Context, c gitops.NewCommit) (string, err
 		var entries []*gh.TreeEntry
 		for _, p := range sortedPaths(c.Files) {
 			if err := checkPath(p); err != nil {
-				return "", err
+				return "", "", err
 			}
 			e := &gh.TreeEntry{Path: gh.String(p), Mode: gh.String("100644"), Type: gh.String("blob")}
 			if b := c.Files[p]; utf8.Valid(b) {
@@ -54,14 +61,14 @@ func (r *Repo) writeCommit(ctx context.Context, c gitops.NewCommit) (string, err
 			} else {
 				sha, err := r.createBlob(ctx, b)
 				if err != nil {
-					return "", fmt.Errorf("create blob for %s: %w", p, err)
+					return "", "", fmt.Errorf("create blob for %s: %w", p, err)
 				}
 				e.SHA = gh.String(sha)
 			}
 			entries = append(entries, e)
 		}
 		if err := r.pace.wait(ctx); err != nil {
-			return "", err
+			return "", "", err
 		}
 		var t *gh.Tree
 		err := r.restCall(ctx, func() (*ghResponse, error) {
@@ -75,12 +82,12 @@ func (r *Repo) writeCommit(ctx context.Context, c gitops.NewCommit) (string, err
 			if c.BaseTree != "" {
 				what += " on base tree " + short(c.BaseTree)
 			}
-			return "", fmt.Errorf("%s for %s: %w", what, strings.Join(sortedPaths(c.Files), ", "), err)
+			return "", "", fmt.Errorf("%s for %s: %w", what, strings.Join(sortedPaths(c.Files), ", "), err)
 		}
 		tree = t.GetSHA()
 	}
 	if !isSHA(tree) {
-		return "", errors.New("nothing to commit: no base tree and no files")
+		return "", "", errors.New("nothing to commit: no base tree and no files")
 	}
 
 	commit := &gh.Commit{
@@ -93,7 +100,7 @@ func (r *Repo) writeCommit(ctx context.Context, c gitops.NewCommit) (string, err
 		commit.Parents = append(commit.Parents, &gh.Commit{SHA: gh.String(p)})
 	}
 	if err := r.pace.wait(ctx); err != nil {
-		return "", err
+		return "", "", err
 	}
 	var out *gh.Commit
 	err := r.restCall(ctx, func() (*ghResponse, error) {
@@ -103,12 +110,12 @@ func (r *Repo) writeCommit(ctx context.Context, c gitops.NewCommit) (string, err
 		return resp, err
 	})
 	if err != nil {
-		return "", fmt.Errorf("create commit on tree %s with parents %s: %w", short(tree), shorts(c.Parents), err)
+		return "", "", fmt.Errorf("create commit on tree %s with parents %s: %w", short(tree), shorts(c.Parents), err)
 	}
 	if !isSHA(out.GetSHA()) {
-		return "", errors.New("create commit: answer lacks the commit SHA")
+		return "", "", errors.New("create commit: answer lacks the commit SHA")
 	}
-	return out.GetSHA(), nil
+	return out.GetSHA(), tree, nil
 }
 
 func (r *Repo) createBlob(ctx context.Context, b []byte) (string, error) {
@@ -147,9 +154,11 @@ func signature(s gitops.Signature) *gh.CommitAuthor {
 // MoveBranch implements [gitops.Repo] with one GraphQL updateRefs:
 // beforeOid = from makes it a compare-and-swap, force allows an amend (not a
 // fast-forward). An empty from creates the branch (it must not exist yet).
-// When GitHub refuses, one more query tells a lost race (ErrConflict) from
-// an update that had already landed (a retried call: success) and from
-// anything else.
+// A STALE_DATA refusal of a move this Repo never sent before, sent once, is
+// a lost race (ErrConflict) at once: nothing of it can have landed, and the
+// caller's next read is the only re-read. Any other refusal — a retried
+// send, a repeated call — costs one more query, which tells a lost race from
+// an update that had already landed (success) and from anything else.
 func (r *Repo) MoveBranch(ctx context.Context, branch, from, to string) error {
 	if err := r.moveBranch(ctx, branch, from, to); err != nil {
 		return scrub(fmt.Errorf("github: move %s@%s from %s to %s: %w", r, branch, short(from), short(to), err), r.secrets)
@@ -184,12 +193,17 @@ func (r *Repo) moveBranch(ctx context.Context, branch, from, to string) error {
 			ClientMutationID *string `json:"clientMutationId"`
 		} `json:"updateRefs"`
 	}
+	again := r.sending(ref, to)
+	// Calls counts every HTTP request of this Repo: one more means this
+	// mutation went out once, and nothing else ran meanwhile.
+	calls := r.Calls()
 	reqID, gerrs, err := r.graphql(ctx, `mutation PinrollMoveBranch($input: UpdateRefsInput!) {
   updateRefs(input: $input) { clientMutationId }
 }`, map[string]any{"input": input}, &data)
 	if err != nil {
 		return err
 	}
+	sentOnce := r.Calls() == calls+1
 	if gerrs == nil && data.UpdateRefs != nil {
 		return nil
 	}
@@ -198,6 +212,9 @@ func (r *Repo) moveBranch(ctx context.Context, branch, from, to string) error {
 	}
 	if gerrs.has("NOT_FOUND") {
 		r.setRepoID("") // a stale node ID (renamed or transferred repository) is re-read next time
+	}
+	if sentOnce && !again && gerrs.has("STALE_DATA") {
+		return fmt.Errorf("%w: %w", gitops.ErrConflict, gerrs)
 	}
 	// GitHub refused: see where the branch is now.
 	cur, verr := r.refOID(ctx, ref)
@@ -216,6 +233,20 @@ func (r *Repo) moveBranch(ctx context.Context, branch, from, to string) error {
 		return fmt.Errorf("%w: branch is now at %s: %w", gitops.ErrConflict, short(cur), gerrs)
 	}
 	return gerrs
+}
+
+// sending records that a move of ref to the commit to is being sent, and
+// reports whether this Repo sent that very move before (whose answer may
+// have been lost).
+func (r *Repo) sending(ref, to string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.sent == nil {
+		r.sent = map[string]string{}
+	}
+	again := r.sent[ref] == to
+	r.sent[ref] = to
+	return again
 }
 
 // restCall runs one go-github call and turns its failure into an apiError.

@@ -345,32 +345,40 @@ func entry(t *object.Tree, name string) *object.TreeEntry {
 // the changed paths are rebuilt. An empty BaseTree starts from the empty tree,
 // a zero Committer is the Author, and a zero When is the current time.
 func (r *Repo) WriteCommit(ctx context.Context, c gitops.NewCommit) (string, error) {
-	h, err := r.writeCommit(ctx, c)
-	if err != nil {
-		return "", fmt.Errorf("local: write commit: %w", err)
-	}
-	return h.String(), nil
+	sha, _, err := r.WriteCommitTree(ctx, c)
+	return sha, err
 }
 
-func (r *Repo) writeCommit(ctx context.Context, c gitops.NewCommit) (plumbing.Hash, error) {
+// WriteCommitTree implements [gitops.TreeWriter]: [Repo.WriteCommit], which
+// also returns the new commit's root tree.
+func (r *Repo) WriteCommitTree(ctx context.Context, c gitops.NewCommit) (commit, tree string, err error) {
+	h, root, err := r.writeCommit(ctx, c)
+	if err != nil {
+		return "", "", fmt.Errorf("local: write commit: %w", err)
+	}
+	return h.String(), root.String(), nil
+}
+
+// writeCommit returns the new commit and its root tree.
+func (r *Repo) writeCommit(ctx context.Context, c gitops.NewCommit) (plumbing.Hash, plumbing.Hash, error) {
 	if err := ctx.Err(); err != nil {
-		return plumbing.ZeroHash, err
+		return plumbing.ZeroHash, plumbing.ZeroHash, err
 	}
 	edit, err := newDirEdit(c.Files)
 	if err != nil {
-		return plumbing.ZeroHash, err
+		return plumbing.ZeroHash, plumbing.ZeroHash, err
 	}
 	var base plumbing.Hash
 	if c.BaseTree != "" {
 		if base, err = parseHash(c.BaseTree); err != nil {
-			return plumbing.ZeroHash, fmt.Errorf("%w: base tree: %w", gitops.ErrInvalid, err)
+			return plumbing.ZeroHash, plumbing.ZeroHash, fmt.Errorf("%w: base tree: %w", gitops.ErrInvalid, err)
 		}
 	}
 	parents := make([]plumbing.Hash, 0, len(c.Parents))
 	for _, p := range c.Parents {
 		h, err := parseHash(p)
 		if err != nil {
-			return plumbing.ZeroHash, fmt.Errorf("%w: parent: %w", gitops.ErrInvalid, err)
+			return plumbing.ZeroHash, plumbing.ZeroHash, fmt.Errorf("%w: parent: %w", gitops.ErrInvalid, err)
 		}
 		parents = append(parents, h)
 	}
@@ -380,7 +388,7 @@ func (r *Repo) writeCommit(ctx context.Context, c gitops.NewCommit) (plumbing.Ha
 	if c.Committer == (gitops.Signature{}) {
 		committer = author
 	}
-	var h plumbing.Hash
+	var h, root plumbing.Hash
 	err = r.withObjects(ctx, func() error {
 		for _, p := range parents {
 			if _, err := r.commit(p); err != nil {
@@ -394,8 +402,8 @@ func (r *Repo) writeCommit(ctx context.Context, c gitops.NewCommit) (plumbing.Ha
 				return fmt.Errorf("base tree: %w", err)
 			}
 		}
-		root, err := r.writeTree(baseTree, edit)
-		if err != nil {
+		var err error
+		if root, err = r.writeTree(baseTree, edit); err != nil {
 			return err
 		}
 		commit := &object.Commit{
@@ -412,7 +420,7 @@ func (r *Repo) writeCommit(ctx context.Context, c gitops.NewCommit) (plumbing.Ha
 		h, err = r.put(o)
 		return err
 	})
-	return h, err
+	return h, root, err
 }
 
 func signature(s gitops.Signature, now time.Time) object.Signature {
