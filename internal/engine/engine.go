@@ -142,6 +142,7 @@ type Engine struct {
 	registry Registry
 	now      func() time.Time
 	locks    branchLocks
+	groups   groups
 	checks   overlayChecks
 }
 
