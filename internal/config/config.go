@@ -48,7 +48,7 @@ type Git struct {
 // Defaults of git.min_interval. On GitHub, 2 s between moves also keeps the
 // three content writes of a move under the secondary limit of 80 a minute.
 const (
-	DefaultMinIntervalLocal  = 200 * time.Millisecond
+	DefaultMinIntervalLocal  = 500 * time.Millisecond
 	DefaultMinIntervalGitHub = 2 * time.Second
 )
 

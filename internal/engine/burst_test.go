@@ -1,0 +1,195 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pinroll/pinroll/internal/config"
+	"github.com/pinroll/pinroll/internal/engine"
+	"github.com/pinroll/pinroll/internal/gitops"
+	"github.com/pinroll/pinroll/internal/testing/gittest"
+)
+
+// countMoves counts the ref moves that succeeded.
+type countMoves struct {
+	gitops.Repo
+	moves atomic.Int64
+}
+
+func (c *countMoves) MoveBranch(ctx context.Context, branch, from, to string) error {
+	err := c.Repo.MoveBranch(ctx, branch, from, to)
+	if err == nil {
+		c.moves.Add(1)
+	}
+	return err
+}
+
+func (c *countMoves) UpdateRefs(ctx context.Context, updates []gitops.RefUpdate) error {
+	err := c.Repo.UpdateRefs(ctx, updates)
+	if err == nil {
+		c.moves.Add(1)
+	}
+	return err
+}
+
+// burstConfig is testConfig with git.min_interval left at its default.
+func burstConfig(t testing.TB, gitDir string) *config.Config {
+	t.Helper()
+	c, err := config.Parse(fmt.Appendf(nil, `git: {repo: %s, author: {name: pinroll, email: pinroll@example.com}}
+images: [{name: server, repository: %s}]
+environments:
+  - {name: dev, path: k8s/namespaces/backend/overlays/dev, track: latest}
+`, gitDir, repo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// burst is what one burst did.
+type burst struct {
+	moves    int64
+	outcomes map[engine.Outcome]int
+	humans   []string // subjects of the human commits pushed during the burst
+	late     []string // and after it
+	took     time.Duration
+}
+
+
+// runBurst delivers n distinct pins of latest (message i published at i
+// seconds), concurrency at a time, each with a 30 s request deadline, while a
+// human, when human is set, commits and pushes with the git CLI in a loop.
+func runBurst(t testing.TB, n, concurrency int, human bool) burst {
+	t.Helper()
+	var counter *countMoves
+	f := newFixture(t, with{
+		config: func(gitDir string) *config.Config { return burstConfig(t, gitDir) },
+		repo:   func(r gitops.Repo) gitops.Repo { counter = &countMoves{Repo: r}; return counter },
+	})
+	var h *gittest.Human
+	if human {
+		h = gittest.NewHuman(t, f.gitDir, "main")
+	}
+	out := burst{outcomes: map[engine.Outcome]int{}}
+	stop := make(chan struct{})
+	humanDone := make(chan error, 1)
+	go func() {
+		if h == nil {
+			humanDone <- nil
+			return
+		}
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				humanDone <- nil
+				return
+			default:
+			}
+			subject := fmt.Sprintf("human edit %d", i)
+			if err := h.Push(fmt.Sprintf("docs/human-%d.txt", i), subject+"\n", subject); err != nil {
+				humanDone <- fmt.Errorf("%s: %w\n%s", subject, err, h.Dump())
+				return
+			}
+			select {
+			case <-stop: // landed after the burst: checked, not counted
+				out.late = append(out.late, subject)
+			default:
+				out.humans = append(out.humans, subject)
+			}
+		}
+	}()
+
+	next := make(chan int)
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range concurrency {
+		wg.Go(func() {
+			for i := range next {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				res, err := f.eng.Push(ctx, msg(fmt.Sprint("burst-", i), i, "latest"))
+				cancel()
+				mu.Lock()
+				if err != nil {
+					errs = append(errs, fmt.Errorf("message %d: %w", i, err))
+				}
+				out.outcomes[res.Outcome]++
+				mu.Unlock()
+			}
+		})
+	}
+	for i := 1; i <= n; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	out.took = time.Since(start)
+	close(stop)
+	if err := <-humanDone; err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range errs {
+		t.Error(err)
+	}
+	out.moves = counter.moves.Load()
+
+	// The final pin is the newest, and every human commit is on the branch.
+	if got, want := string(gittest.File(t, f.gitDir, "main", devKustomization)), msg("", n, "").Digest; !strings.Contains(got, "digest: "+want) {
+		t.Errorf("dev is not pinned to the newest digest %s:\n%s", want, got)
+	}
+	onBranch := map[string]bool{}
+	for _, c := range gittest.Log(t, f.gitDir, "main") {
+		onBranch[strings.SplitN(c.Message, "\n", 2)[0]] = true
+	}
+	for _, s := range append(out.humans, out.late...) {
+		if !onBranch[s] {
+			t.Errorf("human commit %q was lost", s)
+		}
+	}
+	return out
+}
+
+// TestBurstLeavesHumansRoom: 1,000 pins, 16 at a time, fold into few ref
+// moves; the newest pin lands, and a human pushing in a loop meanwhile lands
+// at least 5 pushes, none lost.
+func TestBurstLeavesHumansRoom(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 1,000-pin burst")
+	}
+	gittest.RequireGit(t)
+	b := runBurst(t, 1000, 16, true)
+	t.Logf("%d ref moves, %d human pushes, %v in %s", b.moves, len(b.humans), b.outcomes, b.took.Round(time.Millisecond))
+	if len(b.humans) < 5 {
+		t.Errorf("the human landed %d pushes during the burst, want at least 5", len(b.humans))
+	}
+	if b.moves > 60 {
+		t.Errorf("%d ref moves for 1,000 pins, want at most 60", b.moves)
+	}
+	if got := b.outcomes[engine.Pinned] + b.outcomes[engine.Superseded] + b.outcomes[engine.Unchanged]; got != 1000 {
+		t.Errorf("outcomes %v: want every message pinned, superseded or unchanged", b.outcomes)
+	}
+}
+
+// BenchmarkBurst is one op per burst of 1,000 distinct pins delivered 16 at a
+// time (local repository, bbolt ledger, default git.min_interval) and reports
+// ref moves per burst and the human pushes that landed during it.
+func BenchmarkBurst(b *testing.B) {
+	gittest.RequireGit(b)
+	var moves, humans int64
+	var took time.Duration
+	for range b.N {
+		r := runBurst(b, 1000, 16, true)
+		moves += r.moves
+		humans += int64(len(r.humans))
+		took += r.took
+	}
+	b.ReportMetric(float64(moves)/float64(b.N), "ref-moves/op")
+	b.ReportMetric(float64(humans)/float64(b.N), "human-pushes/op")
+	b.ReportMetric(took.Seconds()/float64(b.N)/1000*1e6, "µs/pin")
+}
