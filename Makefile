@@ -32,6 +32,10 @@ bench: ## Run the benchmarks (custom metrics such as api-calls/op; p50/p99 over 
 	$(GO) test -run '^$$' -bench . -skip Latency -benchmem -count=1 $(PKGS)
 	$(GO) test -run '^$$' -bench Latency100ms -benchtime 100x -benchmem -count=1 ./internal/engine
 
+.PHONY: bench-anchor
+bench-anchor: ## Time the CI job pinroll replaces (clone + kustomize edit set image + commit + push) beside pinroll's HTTP pin; prints pinroll/anchor
+	$(GO) test -run '^$$' -bench Anchor -benchtime 10x -count=1 ./internal/server
+
 .PHONY: emulators
 emulators: ## Run the Firestore (127.0.0.1:8681) and Pub/Sub (127.0.0.1:8685) emulators until Ctrl-C
 	@echo 'export FIRESTORE_EMULATOR_HOST=127.0.0.1:8681 PUBSUB_EMULATOR_HOST=127.0.0.1:8685'

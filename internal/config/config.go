@@ -38,7 +38,19 @@ type Git struct {
 	Branch string `yaml:"branch"`
 	Author Author `yaml:"author"`
 	APIURL string `yaml:"api_url"`
+	// MinInterval is the least time between two ref moves of a branch by
+	// deliveries grouped into one commit: it folds a burst into few moves
+	// and leaves humans room to push (default [DefaultMinIntervalLocal], or
+	// [DefaultMinIntervalGitHub] for an http(s) repository).
+	MinInterval Duration `yaml:"min_interval"`
 }
+
+// Defaults of git.min_interval. On GitHub, 2 s between moves also keeps the
+// three content writes of a move under the secondary limit of 80 a minute.
+const (
+	DefaultMinIntervalLocal  = 500 * time.Millisecond
+	DefaultMinIntervalGitHub = 2 * time.Second
+)
 
 // Author identifies the bot's own commits.
 type Author struct {
@@ -284,6 +296,12 @@ func (c *Config) defaults() {
 	if c.Git.Author.Email == "" {
 		c.Git.Author.Email = "pinroll@users.noreply.github.com"
 	}
+	if c.Git.MinInterval.Duration == 0 {
+		c.Git.MinInterval.Duration = DefaultMinIntervalLocal
+		if strings.HasPrefix(c.Git.Repo, "https://") || strings.HasPrefix(c.Git.Repo, "http://") {
+			c.Git.MinInterval.Duration = DefaultMinIntervalGitHub
+		}
+	}
 	if c.Ledger == "" {
 		c.Ledger = "bolt://.pinroll/ledger.db"
 	}
@@ -317,6 +335,9 @@ func (c *Config) validate(l lines) error {
 	if u, err := url.Parse(c.Git.Repo); err == nil && u.User != nil {
 		// Never echo the value: it holds a secret.
 		return l.errf("git.repo", "git.repo must not carry credentials: set PINROLL_GITHUB_TOKEN or the GitHub App variables instead")
+	}
+	if c.Git.MinInterval.Duration < 0 {
+		return l.errf("git.min_interval", "git.min_interval %s: want a positive duration (unset means the default)", c.Git.MinInterval.Duration)
 	}
 	scheme, target, _ := strings.Cut(c.Ledger, "://")
 	if (scheme != "bolt" && scheme != "firestore") || strings.Trim(target, "/") == "" {

@@ -94,6 +94,34 @@ environments: [{name: dev, path: o/dev, track: latest}]
 	}
 }
 
+func TestMinIntervalDefaults(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, git string
+		want      time.Duration
+	}{
+		{"local path", "{repo: /tmp/x}", DefaultMinIntervalLocal},
+		{"file URL", "{repo: 'file:///tmp/x'}", DefaultMinIntervalLocal},
+		{"GitHub", "{repo: 'https://github.com/acme/gitops'}", DefaultMinIntervalGitHub},
+		{"set", "{repo: 'https://github.com/acme/gitops', min_interval: 3s}", 3 * time.Second},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := Parse([]byte("git: " + c.git + `
+images: [{name: a, repository: r.example/p/a}]
+environments: [{name: dev, path: o/dev, track: latest}]
+`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.Git.MinInterval.Duration; got != c.want {
+				t.Fatalf("git.min_interval %s, want %s", got, c.want)
+			}
+		})
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
@@ -120,6 +148,9 @@ func TestParseErrors(t *testing.T) {
 		{"repository with tag", func(s string) string {
 			return strings.Replace(s, "backend/server\n", "backend/server:latest\n", 1)
 		}, []string{"must not carry a tag or digest"}},
+		{"negative min_interval", func(s string) string {
+			return strings.Replace(s, "  branch: main\n", "  branch: main\n  min_interval: -1s\n", 1)
+		}, []string{"line 4", "git.min_interval -1s"}},
 		{"no trigger", func(s string) string { return strings.Replace(s, "    track: latest\n", "", 1) }, []string{"needs a trigger"}},
 		{"bad commit mode", func(s string) string {
 			return strings.Replace(s, "    track: latest\n", "    track: latest\n    commit: squash\n", 1)

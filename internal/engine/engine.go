@@ -10,6 +10,12 @@
 // land: the tip it was built on would have moved. Deliveries that queue on the
 // branch lock find git already at the newest desired pin and commit nothing, so
 // a burst coalesces into one rolling commit.
+//
+// Track pins go further (group commit, group.go): a delivery joins its
+// branch's next round, one reconcile commits every claim made so far and
+// answers all its waiters, and rounds that move the ref are at least
+// git.min_interval apart. A delivery whose claim a newer one overtakes is
+// answered superseded at once (SPEC §5): only the newest claim waits for git.
 package engine
 
 import (
@@ -142,6 +148,7 @@ type Engine struct {
 	registry Registry
 	now      func() time.Time
 	locks    branchLocks
+	groups   groups
 	checks   overlayChecks
 }
 

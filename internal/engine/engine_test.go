@@ -24,7 +24,7 @@ const repo = "asia-northeast2-docker.pkg.dev/PROJECT/backend/server"
 
 func testConfig(t testing.TB, gitDir string) *config.Config {
 	t.Helper()
-	c, err := config.Parse([]byte(fmt.Sprintf(`git: {repo: %s, author: {name: pinroll, email: pinroll@example.com}}
+	c, err := config.Parse([]byte(fmt.Sprintf(`git: {repo: %s, author: {name: pinroll, email: pinroll@example.com}, min_interval: 20ms}
 images: [{name: server, repository: %s}]
 environments:
   - {name: dev, path: k8s/namespaces/backend/overlays/dev, track: latest}

@@ -135,8 +135,8 @@ func (e *Engine) push(ctx context.Context, m ImagePush, res Result) (Result, err
 		claimed[env] = out
 	}
 	// Reconcile every environment that is not held, grouped by branch and
-	// commit kind. Superseded ones are reconciled too: the newer pin that beat
-	// them must be durable before this message is acknowledged.
+	// commit kind. Superseded ones are acknowledged at once (SPEC §5): the
+	// newer claim's own delivery carries the effect.
 	type group struct {
 		branch string
 		kind   gitops.Kind
@@ -144,7 +144,7 @@ func (e *Engine) push(ctx context.Context, m ImagePush, res Result) (Result, err
 	groups := map[group][]target{}
 	var order []group
 	for _, env := range envs {
-		if claimed[env] == Held {
+		if claimed[env] == Held || claimed[env] == Superseded {
 			continue
 		}
 		g := group{env.Branch, gitops.KindRolling}
@@ -165,9 +165,15 @@ func (e *Engine) push(ctx context.Context, m ImagePush, res Result) (Result, err
 	failed := map[string]error{}
 	var broken []error
 	for _, g := range order {
-		commit, changed, err := e.reconcileNoted(ctx, g.branch, g.kind, groups[g], nil, notes)
+		commit, changed, overtaken, err := e.reconcilePush(ctx, g.branch, g.kind, key, groups[g], notes)
 		if err != nil {
 			return res, fmt.Errorf("pin %s on %s: %w", img.Name, g.branch, err)
+		}
+		if overtaken {
+			for _, t := range groups[g] {
+				claimed[t.env] = Superseded
+			}
+			continue
 		}
 		for _, t := range groups[g] {
 			n := notes[noteKey(t)]

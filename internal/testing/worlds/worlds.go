@@ -41,7 +41,7 @@ const (
 // that two images share dev's rolling commit.
 func Config(t testing.TB, repoURL string) *config.Config {
 	t.Helper()
-	c, err := config.Parse(fmt.Appendf(nil, `git: {repo: %s, author: {name: pinroll, email: pinroll@example.com}}
+	c, err := config.Parse(fmt.Appendf(nil, `git: {repo: %s, author: {name: pinroll, email: pinroll@example.com}, min_interval: 20ms}
 images:
   - {name: server, repository: %s, source: %s}
   - {name: web, repository: %s}
