@@ -19,6 +19,14 @@ import (
 // after it.
 const DeliveryRetention = 7 * 24 * time.Hour
 
+// DeliveryExpired reports whether a delivery id handled at handled may be
+// forgotten at now: once [DeliveryRetention] has passed, Pub/Sub cannot
+// deliver it again. Firestore's TTL applies the same rule to its expireAt
+// field (handled + DeliveryRetention).
+func DeliveryExpired(handled, now time.Time) bool {
+	return !now.Before(handled.Add(DeliveryRetention))
+}
+
 // ErrClosed is returned by a ledger used after Close.
 var ErrClosed = errors.New("ledger closed")
 

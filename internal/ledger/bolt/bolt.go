@@ -10,7 +10,8 @@
 // bytes, enter keys as [ledger.StorageID] (sid below); a key id that is not
 // valid UTF-8 is kept in a record as "id_raw" (base64) so that it round-trips.
 //
-//	deliveries  sid(id)                           → {"outcome"}
+//	deliveries  sid(id)                           → {"outcome","at"}
+//	expiries    at sid(id)                        → (empty): deliveries by the time handled
 //	digests     image \x00 digest                 → {"image","digest","tags","first_seen","last_seen"}
 //	tags        image \x00 tag                    → {"digest","key"} of the newest message carrying tag
 //	pins        env \x00 image                    → {"env","image","digest","tag","key","cause","commit","time"}
@@ -27,6 +28,12 @@
 // then [ledger.HistoryOrder] reversed: a reverse cursor scan yields the
 // newest entry first, a query for one (env, image) seeks its stream, and a
 // [ledger.Cursor] seeks its position.
+//
+// A delivery id is forgotten once [ledger.DeliveryExpired] says so, as
+// Firestore's TTL forgets it in the cloud: every MarkDelivery deletes at most
+// [pruneBatch] expired ids, oldest first, found through the expiries index,
+// so the file does not grow per message without bound and no write pays for
+// more than a few deletions.
 package bolt
 
 import (
@@ -67,7 +74,12 @@ var (
 	bucketCommitted  = []byte("committed")
 	bucketPromotions = []byte("promotions")
 	bucketSquashes   = []byte("squashes")
+	bucketExpiries   = []byte("expiries")
 )
+
+// pruneBatch bounds the expired delivery ids one MarkDelivery deletes. Above
+// one, pruning outpaces any steady rate of new deliveries.
+const pruneBatch = 8
 
 var buckets = [][]byte{
 	bucketDeliveries, bucketDigests, bucketTags, bucketPins,
@@ -86,15 +98,27 @@ var errNUL = errors.New("name contains a NUL byte")
 // concurrent use within one process; bbolt's file lock keeps other processes out.
 type Ledger struct {
 	db     *bbolt.DB
+	now    func() time.Time
 	closed atomic.Bool
 }
+
+// Option configures [Open].
+type Option func(*Ledger)
+
+// WithClock makes the ledger read the time (a delivery's handled time, the
+// expiry of delivery ids) from now instead of [time.Now].
+func WithClock(now func() time.Time) Option { return func(l *Ledger) { l.now = now } }
 
 var _ ledger.Ledger = (*Ledger)(nil)
 
 // Open opens the ledger file at path, creating it and its parent directories
 // if needed. It fails with [ErrLocked] after a few seconds when another process
 // has the file open.
-func Open(path string) (*Ledger, error) {
+func Open(path string, opts ...Option) (*Ledger, error) {
+	l := &Ledger{now: time.Now}
+	for _, o := range opts {
+		o(l)
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
@@ -111,13 +135,37 @@ func Open(path string) (*Ledger, error) {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}
 		}
+		if err := indexDeliveries(tx, l.now()); err != nil {
+			return err
+		}
 		return migrateHistory(tx)
 	})
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
-	return &Ledger{db: db}, nil
+	l.db = db
+	return l, nil
+}
+
+// indexDeliveries gives the deliveries of an earlier version's file, which
+// had no expiries index, an expiry counted from now.
+func indexDeliveries(tx *bbolt.Tx, now time.Time) error {
+	if tx.Bucket(bucketExpiries) != nil {
+		return nil
+	}
+	exp, err := tx.CreateBucket(bucketExpiries)
+	if err != nil {
+		return fmt.Errorf("create bucket %s: %w", bucketExpiries, err)
+	}
+	at := timeKey(now)
+	err = tx.Bucket(bucketDeliveries).ForEach(func(k, _ []byte) error {
+		return exp.Put(append(slices.Clone(at), k...), nil)
+	})
+	if err != nil {
+		return fmt.Errorf("index deliveries: %w", err)
+	}
+	return nil
 }
 
 // migrateHistory moves the history of an earlier version's file into the
@@ -168,6 +216,16 @@ func (l *Ledger) view(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
 	return l.mapErr(l.db.View(fn))
 }
 
+// batch runs fn in a read-write transaction that concurrent batch calls may
+// share ([bbolt.DB.Batch]); fn may run more than once, so it must be
+// idempotent.
+func (l *Ledger) batch(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
+	if err := l.check(ctx); err != nil {
+		return err
+	}
+	return l.mapErr(l.db.Batch(fn))
+}
+
 // update runs fn in a read-write transaction, committed when fn returns nil.
 func (l *Ledger) update(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
 	if err := l.check(ctx); err != nil {
@@ -193,7 +251,8 @@ func (l *Ledger) mapErr(err error) error {
 // --- deliveries ---
 
 type deliveryRecord struct {
-	Outcome string `json:"outcome"`
+	Outcome string    `json:"outcome"`
+	At      time.Time `json:"at,omitzero"` // when it was handled
 }
 
 // Delivery reports the outcome recorded for a delivery id, if it was handled.
@@ -211,20 +270,52 @@ func (l *Ledger) Delivery(ctx context.Context, id string) (outcome string, ok bo
 }
 
 // MarkDelivery records that delivery id was handled with outcome; marking the
-// same id again keeps the first outcome.
+// same id again keeps the first outcome. Concurrent calls share one bbolt
+// transaction, and so one sync ([bbolt.DB.Batch]); each also forgets a few
+// expired ids ([ledger.DeliveryExpired]).
 func (l *Ledger) MarkDelivery(ctx context.Context, id, outcome string) error {
-	err := l.update(ctx, func(tx *bbolt.Tx) error {
+	err := l.batch(ctx, func(tx *bbolt.Tx) error {
 		if id == "" {
 			return errors.New("empty delivery id")
+		}
+		now := l.now().UTC()
+		if err := pruneDeliveries(tx, now, pruneBatch); err != nil {
+			return err
 		}
 		b, k := tx.Bucket(bucketDeliveries), []byte(ledger.StorageID(id))
 		if b.Get(k) != nil {
 			return nil
 		}
-		return put(b, k, deliveryRecord{Outcome: outcome})
+		if err := tx.Bucket(bucketExpiries).Put(append(timeKey(now), k...), nil); err != nil {
+			return err
+		}
+		return put(b, k, deliveryRecord{Outcome: outcome, At: now})
 	})
 	if err != nil {
 		return fmt.Errorf("bolt: mark delivery %.64q: %w", id, err)
+	}
+	return nil
+}
+
+// pruneDeliveries deletes at most limit delivery ids expired at now, oldest
+// first.
+func pruneDeliveries(tx *bbolt.Tx, now time.Time, limit int) error {
+	exp, deliveries := tx.Bucket(bucketExpiries), tx.Bucket(bucketDeliveries)
+	var gone [][]byte
+	c := exp.Cursor()
+	for k, _ := c.First(); k != nil && len(gone) < limit; k, _ = c.Next() {
+		if len(k) < 12 || !ledger.DeliveryExpired(timeOf(k[:12]), now) {
+			break
+		}
+		gone = append(gone, slices.Clone(k))
+	}
+	for _, k := range gone { // deleting under a cursor skips keys
+		if err := deliveries.Delete(k[12:]); err != nil {
+			return fmt.Errorf("prune delivery: %w", err)
+		}
+		if err := exp.Delete(k); err != nil {
+			return fmt.Errorf("prune delivery: %w", err)
+		}
 	}
 	return nil
 }
@@ -509,6 +600,12 @@ func timeKey(t time.Time) []byte {
 	binary.BigEndian.PutUint64(k, uint64(t.Unix())^(1<<63))
 	binary.BigEndian.PutUint32(k[8:], uint32(t.Nanosecond()))
 	return k
+}
+
+// timeOf decodes a [timeKey].
+func timeOf(k []byte) time.Time {
+	sec := int64(binary.BigEndian.Uint64(k) ^ (1 << 63))
+	return time.Unix(sec, int64(binary.BigEndian.Uint32(k[8:]))).UTC()
 }
 
 // position is the entries key of the entry at c (see the package comment).
