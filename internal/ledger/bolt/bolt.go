@@ -367,7 +367,40 @@ type tagRecord struct {
 // empty) to the digest's tags and moving the tag to digest unless a message
 // not older already moved it ([ledger.SeeDigest], [ledger.MovesTag]).
 func (l *Ledger) RecordDigest(ctx context.Context, image, digest, tag string, key ledger.Key) error {
+	err := l.update(ctx, func(tx *bbolt.Tx) error { return recordDigest(tx, image, digest, tag, key) })
+	if err != nil {
+		return fmt.Errorf("bolt: record digest %s@%s: %w", image, digest, err)
+	}
+	return nil
+}
+
+// RecordClaim records the digest as RecordDigest does and claims each of
+// pins as ClaimPin does, in one transaction: one sync for both.
+func (l *Ledger) RecordClaim(ctx context.Context, image, digest, tag string, key ledger.Key, pins []ledger.Pin) ([]ledger.Claimed, error) {
+	var out []ledger.Claimed
 	err := l.update(ctx, func(tx *bbolt.Tx) error {
+		out = out[:0]
+		if err := recordDigest(tx, image, digest, tag, key); err != nil {
+			return err
+		}
+		for _, p := range pins {
+			c, err := claimPin(tx, p)
+			if err != nil {
+				return fmt.Errorf("claim pin %s/%s: %w", p.Env, p.Image, err)
+			}
+			out = append(out, c)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: record and claim %s@%s: %w", image, digest, err)
+	}
+	return out, nil
+}
+
+// recordDigest is RecordDigest inside tx.
+func recordDigest(tx *bbolt.Tx, image, digest, tag string, key ledger.Key) error {
+	{
 		dk, err := join(image, digest)
 		if err != nil {
 			return err
@@ -400,11 +433,7 @@ func (l *Ledger) RecordDigest(ctx context.Context, image, digest, tag string, ke
 			return nil
 		}
 		return put(tags, tk, tagRecord{Digest: digest, Key: toKeyRecord(key)})
-	})
-	if err != nil {
-		return fmt.Errorf("bolt: record digest %s@%s: %w", image, digest, err)
 	}
-	return nil
 }
 
 // Digest returns the record of one digest of image.
@@ -510,29 +539,45 @@ func (l *Ledger) Pins(ctx context.Context) ([]ledger.Pin, error) {
 // reading the pin and the hold in the transaction that writes the claim.
 func (l *Ledger) ClaimPin(ctx context.Context, p ledger.Pin) (current ledger.Pin, applied bool, err error) {
 	err = l.update(ctx, func(tx *bbolt.Tx) error {
-		k, err := join(p.Env, p.Image)
-		if err != nil {
-			return err
+		c, err := claimPin(tx, p)
+		current, applied = c.Current, c.Applied
+		if err == nil && c.Held {
+			err = ledger.ErrHeld
 		}
-		b := tx.Bucket(bucketPins)
-		var cur pinRecord
-		found, err := get(b, k, &cur)
-		if err != nil {
-			return err
-		}
-		held := tx.Bucket(bucketHolds).Get(k) != nil
-		current, applied, err = ledger.Claim(cur.pin(), found, held, p)
-		if err != nil || !applied {
-			return err
-		}
-		next := toPinRecord(current)
-		current = next.pin() // as stored: UTC
-		return put(b, k, next)
+		return err
 	})
 	if err != nil {
 		return current, false, fmt.Errorf("bolt: claim pin %s/%s: %w", p.Env, p.Image, err)
 	}
 	return current, applied, nil
+}
+
+// claimPin is ClaimPin inside tx; a held pair is reported in Held, not as
+// an error.
+func claimPin(tx *bbolt.Tx, p ledger.Pin) (ledger.Claimed, error) {
+	k, err := join(p.Env, p.Image)
+	if err != nil {
+		return ledger.Claimed{}, err
+	}
+	b := tx.Bucket(bucketPins)
+	var cur pinRecord
+	found, err := get(b, k, &cur)
+	if err != nil {
+		return ledger.Claimed{}, err
+	}
+	held := tx.Bucket(bucketHolds).Get(k) != nil
+	c := ledger.Claimed{Before: cur.pin(), Had: found}
+	c.Current, c.Applied, err = ledger.Claim(cur.pin(), found, held, p)
+	if errors.Is(err, ledger.ErrHeld) {
+		c.Held = true
+		return c, nil
+	}
+	if err != nil || !c.Applied {
+		return c, err
+	}
+	next := toPinRecord(c.Current)
+	c.Current = next.pin() // as stored: UTC
+	return c, put(b, k, next)
 }
 
 // CommitPin records that p is durable in git at commit, as [ledger.PlanCommit]
