@@ -81,6 +81,10 @@ var (
 // one, pruning outpaces any steady rate of new deliveries.
 const pruneBatch = 8
 
+// batchDelay is how long a batched write waits for concurrent ones to share
+// its transaction and sync: about one fdatasync on a cloud disk.
+const batchDelay = 2 * time.Millisecond
+
 var buckets = [][]byte{
 	bucketDeliveries, bucketDigests, bucketTags, bucketPins,
 	bucketHolds, bucketEntries, bucketStreams, bucketCommitted, bucketPromotions,
@@ -144,6 +148,10 @@ func Open(path string, opts ...Option) (*Ledger, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
+	// A lone MarkDelivery waits this long for others to share its
+	// transaction (bbolt's default, 10 ms, would add that to every
+	// sequential delivery).
+	db.MaxBatchDelay = batchDelay
 	l.db = db
 	return l, nil
 }
