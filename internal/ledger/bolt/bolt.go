@@ -104,6 +104,9 @@ type Ledger struct {
 	db     *bbolt.DB
 	now    func() time.Time
 	closed atomic.Bool
+	// marking counts the MarkDelivery calls in flight: only concurrent
+	// ones wait to share a transaction.
+	marking atomic.Int32
 }
 
 // Option configures [Open].
@@ -148,9 +151,8 @@ func Open(path string, opts ...Option) (*Ledger, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
-	// A lone MarkDelivery waits this long for others to share its
-	// transaction (bbolt's default, 10 ms, would add that to every
-	// sequential delivery).
+	// A batched MarkDelivery waits this long for others to share its
+	// transaction (bbolt's default is 10 ms).
 	db.MaxBatchDelay = batchDelay
 	l.db = db
 	return l, nil
@@ -225,11 +227,16 @@ func (l *Ledger) view(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
 }
 
 // batch runs fn in a read-write transaction that concurrent batch calls may
-// share ([bbolt.DB.Batch]); fn may run more than once, so it must be
-// idempotent.
-func (l *Ledger) batch(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
+// share ([bbolt.DB.Batch]) when other calls counted by inflight are under
+// way; a lone call runs at once in a transaction of its own. fn may run more
+// than once, so it must be idempotent.
+func (l *Ledger) batch(ctx context.Context, inflight *atomic.Int32, fn func(tx *bbolt.Tx) error) error {
 	if err := l.check(ctx); err != nil {
 		return err
+	}
+	defer inflight.Add(-1)
+	if inflight.Add(1) == 1 {
+		return l.mapErr(l.db.Update(fn))
 	}
 	return l.mapErr(l.db.Batch(fn))
 }
@@ -278,11 +285,11 @@ func (l *Ledger) Delivery(ctx context.Context, id string) (outcome string, ok bo
 }
 
 // MarkDelivery records that delivery id was handled with outcome; marking the
-// same id again keeps the first outcome. Concurrent calls share one bbolt
-// transaction, and so one sync ([bbolt.DB.Batch]); each also forgets a few
+// same id again keeps the first outcome. Concurrent calls share bbolt
+// transactions, and so syncs ([bbolt.DB.Batch]); each also forgets a few
 // expired ids ([ledger.DeliveryExpired]).
 func (l *Ledger) MarkDelivery(ctx context.Context, id, outcome string) error {
-	err := l.batch(ctx, func(tx *bbolt.Tx) error {
+	err := l.batch(ctx, &l.marking, func(tx *bbolt.Tx) error {
 		if id == "" {
 			return errors.New("empty delivery id")
 		}
