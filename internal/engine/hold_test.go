@@ -29,6 +29,15 @@ func (h *holdBeforeClaim) ClaimPin(ctx context.Context, p ledger.Pin) (ledger.Pi
 	return h.Ledger.ClaimPin(ctx, p)
 }
 
+func (h *holdBeforeClaim) RecordClaim(ctx context.Context, image, digest, tag string, key ledger.Key, pins []ledger.Pin) ([]ledger.Claimed, error) {
+	if len(pins) > 0 && h.done.CompareAndSwap(false, true) {
+		if err := h.Ledger.SetHold(ctx, pins[0].Env, pins[0].Image, true); err != nil {
+			return nil, err
+		}
+	}
+	return h.Ledger.RecordClaim(ctx, image, digest, tag, key, pins)
+}
+
 // TestHoldSetDuringClaimIsHonoured: a hold set between the engine's reads
 // and its claim stops the automatic pin — no commit, no pin, no history —
 // for a GAR push and for a release alike.

@@ -98,7 +98,25 @@ func (e *Engine) push(ctx context.Context, m ImagePush, res Result) (Result, err
 	}
 	res.Image = img.Name
 	key := ledger.Key{Time: m.PublishTime, ID: m.ID}
-	if err := e.ledger.RecordDigest(ctx, img.Name, m.Digest, m.Tag, key); err != nil {
+	var envs []*config.Environment
+	for i := range e.cfg.Environments {
+		env := &e.cfg.Environments[i]
+		if m.Tag != "" && env.Track == m.Tag && env.Carries(img.Name) {
+			envs = append(envs, env)
+		}
+	}
+	// One ledger transaction records the digest and claims the pins of the
+	// environments tracking the tag, unless a newer message already set
+	// them or they are held (decided in that transaction).
+	pins := make([]ledger.Pin, len(envs))
+	for i, env := range envs {
+		pins[i] = ledger.Pin{
+			Env: env.Name, Image: img.Name, Digest: m.Digest, Tag: m.Tag,
+			Key: key, Cause: ledger.CauseGAR, Time: e.now(),
+		}
+	}
+	claims, err := e.ledger.RecordClaim(ctx, img.Name, m.Digest, m.Tag, key, pins)
+	if err != nil {
 		return res, fmt.Errorf("%w: record digest %s of %s: %w", ErrTransient, m.Digest, img.Name, err)
 	}
 	if m.Tag == "" {
@@ -111,13 +129,6 @@ func (e *Engine) push(ctx context.Context, m ImagePush, res Result) (Result, err
 		return res, err
 	}
 	res.Envs = promoted
-	var envs []*config.Environment
-	for i := range e.cfg.Environments {
-		env := &e.cfg.Environments[i]
-		if env.Track == m.Tag && env.Carries(img.Name) {
-			envs = append(envs, env)
-		}
-	}
 	if len(envs) == 0 {
 		res.Outcome = combine(res.Envs, Recorded)
 		if len(res.Envs) == 0 {
@@ -127,12 +138,8 @@ func (e *Engine) push(ctx context.Context, m ImagePush, res Result) (Result, err
 	}
 
 	claimed := map[*config.Environment]Outcome{}
-	for _, env := range envs {
-		out, err := e.claim(ctx, env, img, m, key)
-		if err != nil {
-			return res, err
-		}
-		claimed[env] = out
+	for i, env := range envs {
+		claimed[env] = claimOutcome(claims[i], m.Digest)
 	}
 	// Reconcile every environment that is not held, grouped by branch and
 	// commit kind. Superseded ones are acknowledged at once (SPEC §5): the
@@ -227,31 +234,17 @@ func (e *Engine) push(ctx context.Context, m ImagePush, res Result) (Result, err
 	return res, nil
 }
 
-// claim makes m the desired pin of (env, img) in the ledger unless a newer
-// message already set it or the pair is held, and says what that means for m.
-// The ledger decides the hold in the claim's own transaction, so a hold set
-// at any moment before the claim is honoured.
-func (e *Engine) claim(ctx context.Context, env *config.Environment, img *config.Image, m ImagePush, key ledger.Key) (Outcome, error) {
-	before, had, err := e.ledger.Pin(ctx, env.Name, img.Name)
-	if err != nil {
-		return "", fmt.Errorf("%w: read pin %s/%s: %w", ErrTransient, env.Name, img.Name, err)
-	}
-	cur, applied, err := e.ledger.ClaimPin(ctx, ledger.Pin{
-		Env: env.Name, Image: img.Name, Digest: m.Digest, Tag: m.Tag,
-		Key: key, Cause: ledger.CauseGAR, Time: e.now(),
-	})
-	if errors.Is(err, ledger.ErrHeld) {
-		return Held, nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("%w: claim pin %s/%s: %w", ErrTransient, env.Name, img.Name, err)
-	}
+// claimOutcome says what a claim of digest means for its message: held, a
+// pin already in force, a new pin, or one a newer message superseded.
+func claimOutcome(c ledger.Claimed, digest string) Outcome {
 	switch {
-	case cur.Digest == m.Digest && (!applied || (had && before.Digest == m.Digest)):
-		return Unchanged, nil
-	case applied:
-		return Pinned, nil
+	case c.Held:
+		return Held
+	case c.Current.Digest == digest && (!c.Applied || (c.Had && c.Before.Digest == digest)):
+		return Unchanged
+	case c.Applied:
+		return Pinned
 	default:
-		return Superseded, nil
+		return Superseded
 	}
 }

@@ -19,6 +19,14 @@ import (
 // after it.
 const DeliveryRetention = 7 * 24 * time.Hour
 
+// DeliveryExpired reports whether a delivery id handled at handled may be
+// forgotten at now: once [DeliveryRetention] has passed, Pub/Sub cannot
+// deliver it again. Firestore's TTL applies the same rule to its expireAt
+// field (handled + DeliveryRetention).
+func DeliveryExpired(handled, now time.Time) bool {
+	return !now.Before(handled.Add(DeliveryRetention))
+}
+
 // ErrClosed is returned by a ledger used after Close.
 var ErrClosed = errors.New("ledger closed")
 
@@ -145,6 +153,15 @@ const (
 	PromotionBlocked PromotionState = "blocked" // a rule (e.g. require) stopped it
 )
 
+// Claimed is what one claim of [Ledger.RecordClaim] found and did.
+type Claimed struct {
+	Before  Pin  // the pin before the claim, when Had
+	Had     bool // whether (env, image) had a pin
+	Current Pin  // the pin in force afterwards
+	Applied bool // whether the claim was applied
+	Held    bool // the pair is held: the automatic claim was not applied ([ErrHeld])
+}
+
 // Ledger is pinroll's durable record. Every method is safe for concurrent use,
 // and every write is atomic.
 type Ledger interface {
@@ -178,6 +195,11 @@ type Ledger interface {
 	// (env, image) fails with [ErrHeld], decided in the same transaction as
 	// the claim ([Claim]), with the pin in force.
 	ClaimPin(ctx context.Context, p Pin) (current Pin, applied bool, err error)
+	// RecordClaim does RecordDigest(image, digest, tag, key), then ClaimPin
+	// for each of pins, in one transaction, and returns what each claim
+	// found and did, in the order of pins. A held pair is reported in
+	// [Claimed.Held], not as an error.
+	RecordClaim(ctx context.Context, image, digest, tag string, key Key, pins []Pin) ([]Claimed, error)
 	// CommitPin records that p is durable in git at commit: the pin's Commit is
 	// set when its key still equals p.Key, and one history entry is written
 	// for (p.Env, p.Image, p.Key) — calling it again changes nothing more

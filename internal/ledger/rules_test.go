@@ -308,3 +308,23 @@ func TestRepoint(t *testing.T) {
 		}
 	}
 }
+
+func TestDeliveryExpired(t *testing.T) {
+	t.Parallel()
+	handled := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		now  time.Time
+		want bool
+	}{
+		{handled, false},
+		{handled.Add(ledger.DeliveryRetention - time.Nanosecond), false},
+		{handled.Add(ledger.DeliveryRetention), true},
+		{handled.Add(30 * 24 * time.Hour), true},
+		{handled.Add(-time.Hour), false}, // a clock moved back forgets nothing
+	}
+	for _, tc := range tests {
+		if got := ledger.DeliveryExpired(handled, tc.now); got != tc.want {
+			t.Errorf("DeliveryExpired(%s, %s) = %v, want %v", handled, tc.now, got, tc.want)
+		}
+	}
+}

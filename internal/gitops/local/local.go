@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -51,6 +52,9 @@ type Repo struct {
 	// use: it builds its pack index lazily and rebuilds it on demand.
 	mu sync.Mutex
 	st *filesystem.Storage
+	// put lists the objects it wrote or found here, r.mu held, for
+	// WriteCommit to sync before it returns.
+	written []plumbing.Hash
 
 	// refMu serialises this process's own moves, so that they compete on
 	// their values rather than on each other's lock files.
@@ -62,6 +66,9 @@ type Repo struct {
 	// lockedHook, when a test sets it, runs while casRef holds the lock on
 	// a ref.
 	lockedHook func(ref string)
+	// syncedHook, when a test sets it, runs after each file or directory
+	// syncLoose synced, with its path.
+	syncedHook func(path string)
 }
 
 // defaultLockWait is how long a move waits for a ref lock another process
@@ -389,7 +396,10 @@ func (r *Repo) writeCommit(ctx context.Context, c gitops.NewCommit) (plumbing.Ha
 		committer = author
 	}
 	var h, root plumbing.Hash
+	var written []plumbing.Hash
 	err = r.withObjects(ctx, func() error {
+		r.written = r.written[:0]
+		defer func() { written = slices.Clone(r.written); r.written = r.written[:0] }()
 		for _, p := range parents {
 			if _, err := r.commit(p); err != nil {
 				return fmt.Errorf("parent: %w", err)
@@ -420,7 +430,66 @@ func (r *Repo) writeCommit(ctx context.Context, c gitops.NewCommit) (plumbing.Ha
 		h, err = r.put(o)
 		return err
 	})
-	return h, root, err
+	if err != nil {
+		return plumbing.ZeroHash, plumbing.ZeroHash, err
+	}
+	if err := r.syncLoose(written); err != nil {
+		return plumbing.ZeroHash, plumbing.ZeroHash, err
+	}
+	return h, root, nil
+}
+
+// syncLoose makes the loose objects hs durable, with the directories that
+// name them, so that a branch moved to a commit afterwards never points at
+// an object a crash lost: each object file, each objects/xx directory once,
+// then objects/. An object that is not loose (it was in a pack) is durable
+// already.
+func (r *Repo) syncLoose(hs []plumbing.Hash) error {
+	objects := filepath.Join(r.gitDir, "objects")
+	var dirs []string
+	for _, h := range hs {
+		hex := h.String()
+		dir := filepath.Join(objects, hex[:2])
+		switch err := syncPath(filepath.Join(dir, hex[2:])); {
+		case errors.Is(err, fs.ErrNotExist):
+			continue
+		case err != nil:
+			return fmt.Errorf("sync object %s: %w", hex, err)
+		}
+		r.synced(filepath.Join(dir, hex[2:]))
+		if !slices.Contains(dirs, dir) {
+			dirs = append(dirs, dir)
+		}
+	}
+	if len(dirs) == 0 {
+		return nil
+	}
+	for _, d := range append(dirs, objects) {
+		if err := syncPath(d); err != nil {
+			return fmt.Errorf("sync object directory: %w", err)
+		}
+		r.synced(d)
+	}
+	return nil
+}
+
+func (r *Repo) synced(path string) {
+	if r.syncedHook != nil {
+		r.syncedHook(path)
+	}
+}
+
+// syncPath fsyncs the file or directory at path.
+func syncPath(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func signature(s gitops.Signature, now time.Time) object.Signature {
@@ -577,6 +646,7 @@ func (r *Repo) object(t plumbing.ObjectType, h plumbing.Hash) (plumbing.EncodedO
 
 // put writes o unless the repository has it already; r.mu must be held.
 func (r *Repo) put(o plumbing.EncodedObject) (plumbing.Hash, error) {
+	r.written = append(r.written, o.Hash())
 	if r.st.HasEncodedObject(o.Hash()) == nil {
 		return o.Hash(), nil
 	}

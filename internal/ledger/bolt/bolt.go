@@ -10,7 +10,8 @@
 // bytes, enter keys as [ledger.StorageID] (sid below); a key id that is not
 // valid UTF-8 is kept in a record as "id_raw" (base64) so that it round-trips.
 //
-//	deliveries  sid(id)                           → {"outcome"}
+//	deliveries  sid(id)                           → {"outcome","at"}
+//	expiries    at sid(id)                        → (empty): deliveries by the time handled
 //	digests     image \x00 digest                 → {"image","digest","tags","first_seen","last_seen"}
 //	tags        image \x00 tag                    → {"digest","key"} of the newest message carrying tag
 //	pins        env \x00 image                    → {"env","image","digest","tag","key","cause","commit","time"}
@@ -27,6 +28,12 @@
 // then [ledger.HistoryOrder] reversed: a reverse cursor scan yields the
 // newest entry first, a query for one (env, image) seeks its stream, and a
 // [ledger.Cursor] seeks its position.
+//
+// A delivery id is forgotten once [ledger.DeliveryExpired] says so, as
+// Firestore's TTL forgets it in the cloud: every MarkDelivery deletes at most
+// [pruneBatch] expired ids, oldest first, found through the expiries index,
+// so the file does not grow per message without bound and no write pays for
+// more than a few deletions.
 package bolt
 
 import (
@@ -67,7 +74,16 @@ var (
 	bucketCommitted  = []byte("committed")
 	bucketPromotions = []byte("promotions")
 	bucketSquashes   = []byte("squashes")
+	bucketExpiries   = []byte("expiries")
 )
+
+// pruneBatch bounds the expired delivery ids one MarkDelivery deletes. Above
+// one, pruning outpaces any steady rate of new deliveries.
+const pruneBatch = 8
+
+// batchDelay is how long a batched write waits for concurrent ones to share
+// its transaction and sync: about one fdatasync on a cloud disk.
+const batchDelay = 2 * time.Millisecond
 
 var buckets = [][]byte{
 	bucketDeliveries, bucketDigests, bucketTags, bucketPins,
@@ -86,15 +102,30 @@ var errNUL = errors.New("name contains a NUL byte")
 // concurrent use within one process; bbolt's file lock keeps other processes out.
 type Ledger struct {
 	db     *bbolt.DB
+	now    func() time.Time
 	closed atomic.Bool
+	// marking counts the MarkDelivery calls in flight: only concurrent
+	// ones wait to share a transaction.
+	marking atomic.Int32
 }
+
+// Option configures [Open].
+type Option func(*Ledger)
+
+// WithClock makes the ledger read the time (a delivery's handled time, the
+// expiry of delivery ids) from now instead of [time.Now].
+func WithClock(now func() time.Time) Option { return func(l *Ledger) { l.now = now } }
 
 var _ ledger.Ledger = (*Ledger)(nil)
 
 // Open opens the ledger file at path, creating it and its parent directories
 // if needed. It fails with [ErrLocked] after a few seconds when another process
 // has the file open.
-func Open(path string) (*Ledger, error) {
+func Open(path string, opts ...Option) (*Ledger, error) {
+	l := &Ledger{now: time.Now}
+	for _, o := range opts {
+		o(l)
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
@@ -111,13 +142,40 @@ func Open(path string) (*Ledger, error) {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}
 		}
+		if err := indexDeliveries(tx, l.now()); err != nil {
+			return err
+		}
 		return migrateHistory(tx)
 	})
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
-	return &Ledger{db: db}, nil
+	// A batched MarkDelivery waits this long for others to share its
+	// transaction (bbolt's default is 10 ms).
+	db.MaxBatchDelay = batchDelay
+	l.db = db
+	return l, nil
+}
+
+// indexDeliveries gives the deliveries of an earlier version's file, which
+// had no expiries index, an expiry counted from now.
+func indexDeliveries(tx *bbolt.Tx, now time.Time) error {
+	if tx.Bucket(bucketExpiries) != nil {
+		return nil
+	}
+	exp, err := tx.CreateBucket(bucketExpiries)
+	if err != nil {
+		return fmt.Errorf("create bucket %s: %w", bucketExpiries, err)
+	}
+	at := timeKey(now)
+	err = tx.Bucket(bucketDeliveries).ForEach(func(k, _ []byte) error {
+		return exp.Put(append(slices.Clone(at), k...), nil)
+	})
+	if err != nil {
+		return fmt.Errorf("index deliveries: %w", err)
+	}
+	return nil
 }
 
 // migrateHistory moves the history of an earlier version's file into the
@@ -168,6 +226,21 @@ func (l *Ledger) view(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
 	return l.mapErr(l.db.View(fn))
 }
 
+// batch runs fn in a read-write transaction that concurrent batch calls may
+// share ([bbolt.DB.Batch]) when other calls counted by inflight are under
+// way; a lone call runs at once in a transaction of its own. fn may run more
+// than once, so it must be idempotent.
+func (l *Ledger) batch(ctx context.Context, inflight *atomic.Int32, fn func(tx *bbolt.Tx) error) error {
+	if err := l.check(ctx); err != nil {
+		return err
+	}
+	defer inflight.Add(-1)
+	if inflight.Add(1) == 1 {
+		return l.mapErr(l.db.Update(fn))
+	}
+	return l.mapErr(l.db.Batch(fn))
+}
+
 // update runs fn in a read-write transaction, committed when fn returns nil.
 func (l *Ledger) update(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
 	if err := l.check(ctx); err != nil {
@@ -193,7 +266,8 @@ func (l *Ledger) mapErr(err error) error {
 // --- deliveries ---
 
 type deliveryRecord struct {
-	Outcome string `json:"outcome"`
+	Outcome string    `json:"outcome"`
+	At      time.Time `json:"at,omitzero"` // when it was handled
 }
 
 // Delivery reports the outcome recorded for a delivery id, if it was handled.
@@ -211,20 +285,52 @@ func (l *Ledger) Delivery(ctx context.Context, id string) (outcome string, ok bo
 }
 
 // MarkDelivery records that delivery id was handled with outcome; marking the
-// same id again keeps the first outcome.
+// same id again keeps the first outcome. Concurrent calls share bbolt
+// transactions, and so syncs ([bbolt.DB.Batch]); each also forgets a few
+// expired ids ([ledger.DeliveryExpired]).
 func (l *Ledger) MarkDelivery(ctx context.Context, id, outcome string) error {
-	err := l.update(ctx, func(tx *bbolt.Tx) error {
+	err := l.batch(ctx, &l.marking, func(tx *bbolt.Tx) error {
 		if id == "" {
 			return errors.New("empty delivery id")
+		}
+		now := l.now().UTC()
+		if err := pruneDeliveries(tx, now, pruneBatch); err != nil {
+			return err
 		}
 		b, k := tx.Bucket(bucketDeliveries), []byte(ledger.StorageID(id))
 		if b.Get(k) != nil {
 			return nil
 		}
-		return put(b, k, deliveryRecord{Outcome: outcome})
+		if err := tx.Bucket(bucketExpiries).Put(append(timeKey(now), k...), nil); err != nil {
+			return err
+		}
+		return put(b, k, deliveryRecord{Outcome: outcome, At: now})
 	})
 	if err != nil {
 		return fmt.Errorf("bolt: mark delivery %.64q: %w", id, err)
+	}
+	return nil
+}
+
+// pruneDeliveries deletes at most limit delivery ids expired at now, oldest
+// first.
+func pruneDeliveries(tx *bbolt.Tx, now time.Time, limit int) error {
+	exp, deliveries := tx.Bucket(bucketExpiries), tx.Bucket(bucketDeliveries)
+	var gone [][]byte
+	c := exp.Cursor()
+	for k, _ := c.First(); k != nil && len(gone) < limit; k, _ = c.Next() {
+		if len(k) < 12 || !ledger.DeliveryExpired(timeOf(k[:12]), now) {
+			break
+		}
+		gone = append(gone, slices.Clone(k))
+	}
+	for _, k := range gone { // deleting under a cursor skips keys
+		if err := deliveries.Delete(k[12:]); err != nil {
+			return fmt.Errorf("prune delivery: %w", err)
+		}
+		if err := exp.Delete(k); err != nil {
+			return fmt.Errorf("prune delivery: %w", err)
+		}
 	}
 	return nil
 }
@@ -276,7 +382,40 @@ type tagRecord struct {
 // empty) to the digest's tags and moving the tag to digest unless a message
 // not older already moved it ([ledger.SeeDigest], [ledger.MovesTag]).
 func (l *Ledger) RecordDigest(ctx context.Context, image, digest, tag string, key ledger.Key) error {
+	err := l.update(ctx, func(tx *bbolt.Tx) error { return recordDigest(tx, image, digest, tag, key) })
+	if err != nil {
+		return fmt.Errorf("bolt: record digest %s@%s: %w", image, digest, err)
+	}
+	return nil
+}
+
+// RecordClaim records the digest as RecordDigest does and claims each of
+// pins as ClaimPin does, in one transaction: one sync for both.
+func (l *Ledger) RecordClaim(ctx context.Context, image, digest, tag string, key ledger.Key, pins []ledger.Pin) ([]ledger.Claimed, error) {
+	var out []ledger.Claimed
 	err := l.update(ctx, func(tx *bbolt.Tx) error {
+		out = out[:0]
+		if err := recordDigest(tx, image, digest, tag, key); err != nil {
+			return err
+		}
+		for _, p := range pins {
+			c, err := claimPin(tx, p)
+			if err != nil {
+				return fmt.Errorf("claim pin %s/%s: %w", p.Env, p.Image, err)
+			}
+			out = append(out, c)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: record and claim %s@%s: %w", image, digest, err)
+	}
+	return out, nil
+}
+
+// recordDigest is RecordDigest inside tx.
+func recordDigest(tx *bbolt.Tx, image, digest, tag string, key ledger.Key) error {
+	{
 		dk, err := join(image, digest)
 		if err != nil {
 			return err
@@ -309,11 +448,7 @@ func (l *Ledger) RecordDigest(ctx context.Context, image, digest, tag string, ke
 			return nil
 		}
 		return put(tags, tk, tagRecord{Digest: digest, Key: toKeyRecord(key)})
-	})
-	if err != nil {
-		return fmt.Errorf("bolt: record digest %s@%s: %w", image, digest, err)
 	}
-	return nil
 }
 
 // Digest returns the record of one digest of image.
@@ -419,29 +554,45 @@ func (l *Ledger) Pins(ctx context.Context) ([]ledger.Pin, error) {
 // reading the pin and the hold in the transaction that writes the claim.
 func (l *Ledger) ClaimPin(ctx context.Context, p ledger.Pin) (current ledger.Pin, applied bool, err error) {
 	err = l.update(ctx, func(tx *bbolt.Tx) error {
-		k, err := join(p.Env, p.Image)
-		if err != nil {
-			return err
+		c, err := claimPin(tx, p)
+		current, applied = c.Current, c.Applied
+		if err == nil && c.Held {
+			err = ledger.ErrHeld
 		}
-		b := tx.Bucket(bucketPins)
-		var cur pinRecord
-		found, err := get(b, k, &cur)
-		if err != nil {
-			return err
-		}
-		held := tx.Bucket(bucketHolds).Get(k) != nil
-		current, applied, err = ledger.Claim(cur.pin(), found, held, p)
-		if err != nil || !applied {
-			return err
-		}
-		next := toPinRecord(current)
-		current = next.pin() // as stored: UTC
-		return put(b, k, next)
+		return err
 	})
 	if err != nil {
 		return current, false, fmt.Errorf("bolt: claim pin %s/%s: %w", p.Env, p.Image, err)
 	}
 	return current, applied, nil
+}
+
+// claimPin is ClaimPin inside tx; a held pair is reported in Held, not as
+// an error.
+func claimPin(tx *bbolt.Tx, p ledger.Pin) (ledger.Claimed, error) {
+	k, err := join(p.Env, p.Image)
+	if err != nil {
+		return ledger.Claimed{}, err
+	}
+	b := tx.Bucket(bucketPins)
+	var cur pinRecord
+	found, err := get(b, k, &cur)
+	if err != nil {
+		return ledger.Claimed{}, err
+	}
+	held := tx.Bucket(bucketHolds).Get(k) != nil
+	c := ledger.Claimed{Before: cur.pin(), Had: found}
+	c.Current, c.Applied, err = ledger.Claim(cur.pin(), found, held, p)
+	if errors.Is(err, ledger.ErrHeld) {
+		c.Held = true
+		return c, nil
+	}
+	if err != nil || !c.Applied {
+		return c, err
+	}
+	next := toPinRecord(c.Current)
+	c.Current = next.pin() // as stored: UTC
+	return c, put(b, k, next)
 }
 
 // CommitPin records that p is durable in git at commit, as [ledger.PlanCommit]
@@ -509,6 +660,12 @@ func timeKey(t time.Time) []byte {
 	binary.BigEndian.PutUint64(k, uint64(t.Unix())^(1<<63))
 	binary.BigEndian.PutUint32(k[8:], uint32(t.Nanosecond()))
 	return k
+}
+
+// timeOf decodes a [timeKey].
+func timeOf(k []byte) time.Time {
+	sec := int64(binary.BigEndian.Uint64(k) ^ (1 << 63))
+	return time.Unix(sec, int64(binary.BigEndian.Uint32(k[8:]))).UTC()
 }
 
 // position is the entries key of the entry at c (see the package comment).

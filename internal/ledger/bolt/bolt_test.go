@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -264,5 +265,116 @@ func BenchmarkHistoryOnePair(b *testing.B) {
 		if h, err := l.History(ctx, q); err != nil || len(h) != 1 {
 			b.Fatalf("History = %d entries, %v", len(h), err)
 		}
+	}
+}
+
+// clock is a settable clock, safe for concurrent use.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.t = c.t.Add(d) }
+
+// TestDeliveriesPruned moves the clock past the retention: the ids handled
+// before are forgotten, a few per write, and the file's delivery buckets end
+// up holding only the recent ids.
+func TestDeliveriesPruned(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	clk := &clock{t: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)}
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	l, err := bolt.Open(path, bolt.WithClock(clk.now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const old = 20
+	for i := range old {
+		must(t, l.MarkDelivery(ctx, fmt.Sprint("old-", i), "pinned"))
+	}
+	clk.add(ledger.DeliveryRetention - time.Second)
+	must(t, l.MarkDelivery(ctx, "recent", "pinned"))
+	if _, ok, _ := l.Delivery(ctx, "old-0"); !ok {
+		t.Fatal("old-0 forgotten before its retention passed")
+	}
+	clk.add(time.Second)
+	// Each write prunes a bounded number: several writes forget them all.
+	for i := range old {
+		must(t, l.MarkDelivery(ctx, fmt.Sprint("new-", i), "pinned"))
+	}
+	for i := range old {
+		if _, ok, err := l.Delivery(ctx, fmt.Sprint("old-", i)); ok || err != nil {
+			t.Errorf("old-%d: remembered (%v, %v) after the retention", i, ok, err)
+		}
+	}
+	for _, id := range []string{"recent", "new-0", "new-19"} {
+		if out, ok, err := l.Delivery(ctx, id); !ok || err != nil || out != "pinned" {
+			t.Errorf("%s: %q, %v, %v; want pinned", id, out, ok, err)
+		}
+	}
+	must(t, l.Close())
+
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.View(func(tx *bbolt.Tx) error {
+		for _, b := range []string{"deliveries", "expiries"} {
+			if n := tx.Bucket([]byte(b)).Stats().KeyN; n != old+1 {
+				t.Errorf("bucket %s holds %d keys, want %d", b, n, old+1)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestOpenIndexesOldDeliveries opens a file of an earlier version, whose
+// deliveries have no expiry: they expire a retention after that open.
+func TestOpenIndexesOldDeliveries(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	db, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		b, err := tx.CreateBucket([]byte("deliveries"))
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(ledger.StorageID("gar/1")), []byte(`{"outcome":"pinned"}`))
+	})
+	must(t, err)
+	must(t, db.Close())
+
+	clk := &clock{t: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)}
+	l, err := bolt.Open(path, bolt.WithClock(clk.now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	must(t, l.MarkDelivery(ctx, "gar/2", "pinned"))
+	if out, ok, err := l.Delivery(ctx, "gar/1"); !ok || err != nil || out != "pinned" {
+		t.Fatalf("gar/1 after open: %q, %v, %v", out, ok, err)
+	}
+	clk.add(ledger.DeliveryRetention)
+	must(t, l.MarkDelivery(ctx, "gar/3", "pinned"))
+	for _, id := range []string{"gar/1", "gar/2"} {
+		if _, ok, err := l.Delivery(ctx, id); ok || err != nil {
+			t.Errorf("%s remembered (%v, %v) after the retention", id, ok, err)
+		}
+	}
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -512,23 +512,64 @@ func (l *Ledger) MarkDelivery(ctx context.Context, id, outcome string) error {
 // empty) to the digest's tags. The tag then names this digest, unless a
 // message with a newer key already moved it to another digest.
 func (l *Ledger) RecordDigest(ctx context.Context, image, digest, tag string, key ledger.Key) error {
-	dRef := l.digestRef(image, digest)
-	var dtRef, tRef *firestore.DocumentRef
-	if tag != "" {
-		dtRef, tRef = l.digestTagRef(image, digest, tag), l.tagRef(image, tag)
-	}
-	kt := utc(key.Time)
+	refs, apply := l.recordDigest(image, digest, tag, key)
 	err := l.runTx(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 		// Reads first, in one round trip: a transaction cannot read after
 		// it wrote.
-		refs := []*firestore.DocumentRef{dRef}
-		if tag != "" {
-			refs = append(refs, dtRef, tRef)
-		}
 		snaps, err := tx.GetAll(refs)
 		if err != nil {
 			return err
 		}
+		return apply(tx, snaps)
+	})
+	return l.wrap(err, "record digest %s@%s", image, digest)
+}
+
+// RecordClaim records the digest as RecordDigest does and claims each of
+// pins as ClaimPin does, in one transaction whose reads share one round trip.
+func (l *Ledger) RecordClaim(ctx context.Context, image, digest, tag string, key ledger.Key, pins []ledger.Pin) ([]ledger.Claimed, error) {
+	refs, apply := l.recordDigest(image, digest, tag, key)
+	n := len(refs)
+	for _, p := range pins {
+		refs = append(refs, l.pinRef(p.Env, p.Image), l.holdRef(p.Env, p.Image))
+	}
+	var out []ledger.Claimed
+	err := l.runTx(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		out = out[:0]
+		snaps, err := tx.GetAll(refs)
+		if err != nil {
+			return err
+		}
+		if err := apply(tx, snaps[:n]); err != nil {
+			return err
+		}
+		for i, p := range pins {
+			c, err := claimPin(tx, snaps[n+2*i], snaps[n+2*i+1], p)
+			if err != nil {
+				return fmt.Errorf("claim pin %s/%s: %w", p.Env, p.Image, err)
+			}
+			out = append(out, c)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, l.wrap(err, "record and claim %s@%s", image, digest)
+	}
+	return out, nil
+}
+
+// recordDigest returns the documents RecordDigest reads and the function
+// that applies it in a transaction, given their snapshots.
+func (l *Ledger) recordDigest(image, digest, tag string, key ledger.Key) ([]*firestore.DocumentRef, func(*firestore.Transaction, []*firestore.DocumentSnapshot) error) {
+	dRef := l.digestRef(image, digest)
+	refs := []*firestore.DocumentRef{dRef}
+	var dtRef, tRef *firestore.DocumentRef
+	if tag != "" {
+		dtRef, tRef = l.digestTagRef(image, digest, tag), l.tagRef(image, tag)
+		refs = append(refs, dtRef, tRef)
+	}
+	kt := utc(key.Time)
+	return refs, func(tx *firestore.Transaction, snaps []*firestore.DocumentSnapshot) error {
 		d := digestDoc{Image: image, Digest: digest}
 		dFound, err := decode(snaps[0], &d)
 		if err != nil {
@@ -568,8 +609,7 @@ func (l *Ledger) RecordDigest(ctx context.Context, image, digest, tag string, ke
 			return nil
 		}
 		return tx.Set(tRef, tagDoc{Image: image, Tag: tag, Digest: digest, keyFields: toKeyFields(key)})
-	})
-	return l.wrap(err, "record digest %s@%s", image, digest)
+	}
 }
 
 // Digest returns the record of one digest of image, its tags in
@@ -661,23 +701,39 @@ func (l *Ledger) ClaimPin(ctx context.Context, p ledger.Pin) (current ledger.Pin
 		if err != nil {
 			return err
 		}
-		var cur pinDoc
-		found, err := decode(snaps[0], &cur)
-		if err != nil {
-			return err
+		c, err := claimPin(tx, snaps[0], snaps[1], p)
+		current, applied = c.Current, c.Applied
+		if err == nil && c.Held {
+			err = ledger.ErrHeld
 		}
-		current, applied, err = ledger.Claim(cur.pin(), found, snaps[1].Exists(), p)
-		if err != nil || !applied {
-			return err
-		}
-		next := toPinDoc(current)
-		current = next.pin() // as stored: UTC, microseconds
-		return tx.Set(ref, next)
+		return err
 	})
 	if err != nil {
 		return current, false, l.wrap(err, "claim pin %s/%s", p.Env, p.Image)
 	}
 	return current, applied, nil
+}
+
+// claimPin applies [ledger.Claim] in tx, given the snapshots of the pin and
+// of the hold; a held pair is reported in Held, not as an error.
+func claimPin(tx *firestore.Transaction, pin, hold *firestore.DocumentSnapshot, p ledger.Pin) (ledger.Claimed, error) {
+	var cur pinDoc
+	found, err := decode(pin, &cur)
+	if err != nil {
+		return ledger.Claimed{}, err
+	}
+	c := ledger.Claimed{Before: cur.pin(), Had: found}
+	c.Current, c.Applied, err = ledger.Claim(cur.pin(), found, hold.Exists(), p)
+	if errors.Is(err, ledger.ErrHeld) {
+		c.Held = true
+		return c, nil
+	}
+	if err != nil || !c.Applied {
+		return c, err
+	}
+	next := toPinDoc(c.Current)
+	c.Current = next.pin() // as stored: UTC, microseconds
+	return c, tx.Set(pin.Ref, next)
 }
 
 // CommitPin records that p is durable in git at commit: the pin's Commit and

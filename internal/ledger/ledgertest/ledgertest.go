@@ -49,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) ledger.Ledger) {
 		{"Digest", s.digestCases()},
 		{"Tag", s.tagCases()},
 		{"ClaimPin", s.claimCases()},
+		{"RecordClaim", s.recordClaimCases()},
 		{"CommitPin", s.commitCases()},
 		{"History", s.historyCases()},
 		{"Pins", s.pinsCases()},
@@ -493,6 +494,75 @@ func samePin(a, b ledger.Pin) bool {
 }
 
 // --- CommitPin --------------------------------------------------------------
+
+// --- RecordClaim ------------------------------------------------------------
+
+func (s *suite) recordClaimCases() []testCase {
+	prod := func(n int, digest string) ledger.Pin {
+		p := pin(n, digest)
+		p.Env = "prod"
+		return p
+	}
+	return []testCase{
+		{"RecordsAndClaims", func(t *testing.T) {
+			l := s.ledger(t)
+			ctx := t.Context()
+			_, _, err := l.ClaimPin(ctx, pin(1, digestA))
+			must(t, err)
+			must(t, l.SetHold(ctx, "stage", "server", true))
+			stage := pin(2, digestB)
+			stage.Env = "stage"
+			got, err := l.RecordClaim(ctx, "server", digestB, "latest", key(2), []ledger.Pin{pin(2, digestB), prod(2, digestB), stage})
+			must(t, err)
+			checkDigest(t, l, ledger.Digest{Image: "server", Digest: digestB, Tags: []string{"latest"}, FirstSeen: at(2), LastSeen: at(2)})
+			checkTag(t, l, "server", "latest", digestB, true)
+			if len(got) != 3 {
+				t.Fatalf("RecordClaim returned %d claims, want 3", len(got))
+			}
+			want := []struct {
+				had, applied, held bool
+				before, current    string
+			}{
+				{true, true, false, digestA, digestB},
+				{false, true, false, "", digestB},
+				{false, false, true, "", ""},
+			}
+			for i, w := range want {
+				c := got[i]
+				if c.Had != w.had || c.Applied != w.applied || c.Held != w.held || c.Before.Digest != w.before || c.Current.Digest != w.current {
+					t.Errorf("claim %d = %+v; want had %v applied %v held %v before %q current %q", i, c, w.had, w.applied, w.held, w.before, w.current)
+				}
+			}
+			checkPin(t, l, pin(2, digestB))
+			checkPin(t, l, prod(2, digestB))
+			if p, ok, err := l.Pin(ctx, "stage", "server"); err != nil || ok {
+				t.Errorf("held pair pinned: %+v, %v, %v", p, ok, err)
+			}
+		}},
+		{"OlderKeyRecordsOnly", func(t *testing.T) {
+			l := s.ledger(t)
+			ctx := t.Context()
+			_, err := l.RecordClaim(ctx, "server", digestB, "latest", key(5), []ledger.Pin{pin(5, digestB)})
+			must(t, err)
+			got, err := l.RecordClaim(ctx, "server", digestA, "latest", key(3), []ledger.Pin{pin(3, digestA)})
+			must(t, err)
+			if len(got) != 1 || got[0].Applied || got[0].Current.Digest != digestB || !got[0].Had {
+				t.Errorf("older claim = %+v; want not applied, %s in force", got, digestB)
+			}
+			checkPin(t, l, pin(5, digestB))
+			checkTag(t, l, "server", "latest", digestB, true)
+			checkDigest(t, l, ledger.Digest{Image: "server", Digest: digestA, Tags: []string{"latest"}, FirstSeen: at(3), LastSeen: at(3)})
+		}},
+		{"NoPins", func(t *testing.T) {
+			l := s.ledger(t)
+			got, err := l.RecordClaim(t.Context(), "server", digestA, "", key(1), nil)
+			if err != nil || len(got) != 0 {
+				t.Fatalf("RecordClaim without pins = %+v, %v", got, err)
+			}
+			checkDigest(t, l, ledger.Digest{Image: "server", Digest: digestA, FirstSeen: at(1), LastSeen: at(1)})
+		}},
+	}
+}
 
 func (s *suite) commitCases() []testCase {
 	return []testCase{
