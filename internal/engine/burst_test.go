@@ -73,7 +73,7 @@ type burst struct {
 // seconds), concurrency at a time, each with a 30 s request deadline, while a
 // human, when human is set, commits and pushes with the git CLI in a loop.
 // interval is git.min_interval ("" for the default).
-func runBurst(t testing.TB, n, concurrency int, human bool, interval string) burst {
+func runBurst(t testing.TB, n, concurrency int, human bool, interval string, pace time.Duration) burst {
 	t.Helper()
 	var counter *countMoves
 	f := newFixture(t, with{
@@ -114,7 +114,7 @@ func runBurst(t testing.TB, n, concurrency int, human bool, interval string) bur
 	}()
 
 	var errs []error
-	out.outcomes, errs, out.took = deliver(f.eng, n, concurrency)
+	out.outcomes, errs, out.took = deliver(f.eng, n, concurrency, pace)
 	close(stop)
 	if err := <-humanDone; err != nil {
 		t.Fatal(err)
@@ -142,7 +142,9 @@ func runBurst(t testing.TB, n, concurrency int, human bool, interval string) bur
 
 // deliver pushes messages 1..n of latest, concurrency at a time, each with a
 // 30 s request deadline, and returns their outcomes, errors and duration.
-func deliver(eng *engine.Engine, n, concurrency int) (map[engine.Outcome]int, []error, time.Duration) {
+// deliver pushes n messages, concurrency at a time, handing out one every
+// pace (0: as fast as they are taken).
+func deliver(eng *engine.Engine, n, concurrency int, pace time.Duration) (map[engine.Outcome]int, []error, time.Duration) {
 	outcomes := map[engine.Outcome]int{}
 	var errs []error
 	next := make(chan int)
@@ -165,6 +167,9 @@ func deliver(eng *engine.Engine, n, concurrency int) (map[engine.Outcome]int, []
 		})
 	}
 	for i := 1; i <= n; i++ {
+		if pace > 0 && i > 1 {
+			time.Sleep(pace)
+		}
 		next <- i
 	}
 	close(next)
@@ -182,7 +187,10 @@ func TestBurstLeavesHumansRoom(t *testing.T) {
 	gittest.RequireGit(t)
 	// A human's pull and push take up to seconds on a loaded machine (CI,
 	// this test's own 16 deliveries): 2 s between ref moves leaves room.
-	b := runBurst(t, 1000, 16, true, "2s")
+	// The burst is paced (125 pins a second, 8 s in all) so that it lasts
+	// as long on a fast machine as on a loaded one: an unpaced burst can end
+	// in 2 s, before a person's loop of pull + push had 5 chances.
+	b := runBurst(t, 1000, 16, true, "2s", 8*time.Millisecond)
 	t.Logf("%d ref moves, %d human pushes, %v in %s", b.moves, len(b.humans), b.outcomes, b.took.Round(time.Millisecond))
 	if len(b.humans) < 5 {
 		t.Errorf("the human landed %d pushes during the burst, want at least 5", len(b.humans))
@@ -203,7 +211,7 @@ func BenchmarkBurst(b *testing.B) {
 	var moves, humans int64
 	var took time.Duration
 	for range b.N {
-		r := runBurst(b, 1000, 16, true, "")
+		r := runBurst(b, 1000, 16, true, "", 0)
 		moves += r.moves
 		humans += int64(len(r.humans))
 		took += r.took
@@ -233,7 +241,7 @@ func BenchmarkBurstGitHub(b *testing.B) {
 			b.Fatal(err)
 		}
 		eng := engine.New(engine.Options{Config: burstConfig(b, gh.RepoURL(), ""), Ledger: l, Repo: repo})
-		_, errs, d := deliver(eng, 1000, 16)
+		_, errs, d := deliver(eng, 1000, 16, 0)
 		took += d
 		l.Close()
 		for _, err := range errs {

@@ -132,14 +132,7 @@ func (e *Engine) Deploy(ctx context.Context, d Deploy) (OpsResult, error) {
 		return res, fmt.Errorf("deploy %s to %s/%s: %w", gitops.ShortDigest(digest), env.Name, img.Name, err)
 	}
 	res.Commit, res.Outcome = commit, Unchanged
-	for _, p := range changed {
-		if p.Digest == digest {
-			res.Outcome = Pinned
-		} else {
-			res.Outcome, res.Digest, res.Tag = Superseded, p.Digest, p.Tag
-		}
-	}
-	return res, nil
+	return res.settle(changed, digest), nil
 }
 
 // MaxReason is the longest reason a deploy keeps, in bytes.
@@ -333,14 +326,7 @@ func (e *Engine) Resume(ctx context.Context, envName, imageName string) (OpsResu
 		return res, fmt.Errorf("resume %s/%s: %w", env.Name, img.Name, err)
 	}
 	res.Outcome, res.Digest, res.Tag, res.Commit, res.Reason = Unchanged, digest, env.Track, commit, ""
-	for _, p := range changed {
-		if p.Digest == digest {
-			res.Outcome = Pinned
-		} else {
-			res.Outcome, res.Digest, res.Tag = Superseded, p.Digest, p.Tag
-		}
-	}
-	return res, nil
+	return res.settle(changed, digest), nil
 }
 
 // resumeRelease applies the newest pending promotion of (env, img) above its
@@ -416,4 +402,18 @@ func (e *Engine) written(ctx context.Context, env *config.Environment, img *conf
 	}
 	return ledger.Pin{Env: h[0].Env, Image: h[0].Image, Digest: h[0].Digest, Tag: h[0].Tag,
 		Key: h[0].Key, Cause: h[0].Cause, Commit: h[0].Commit, Time: h[0].Time}, true, nil
+}
+
+// settle says what an operator's pin of digest did, from the pins its
+// reconcile committed: pinned when one of them is digest, superseded when a
+// newer desired pin was committed in its place, else unchanged as set.
+func (res OpsResult) settle(changed []ledger.Pin, digest string) OpsResult {
+	for _, p := range changed {
+		if p.Digest == digest {
+			res.Outcome = Pinned
+		} else {
+			res.Outcome, res.Digest, res.Tag = Superseded, p.Digest, p.Tag
+		}
+	}
+	return res
 }

@@ -208,15 +208,20 @@ func (c Cursor) Admits(e Entry) bool {
 	return HistoryOrder(at, e) < 0
 }
 
-// cursorText is the encoded form of a Cursor: the key id as bytes, so that
-// any id round-trips through JSON.
+// cursorText is the encoded form of a Cursor: times as Unix seconds and
+// nanoseconds (any time encodes, so encoding cannot fail), the key id as
+// bytes, so that any id round-trips through JSON.
 type cursorText struct {
-	Time    time.Time `json:"t"`
-	KeyTime time.Time `json:"kt"`
-	KeyID   []byte    `json:"k"`
-	Env     string    `json:"e"`
-	Image   string    `json:"i"`
+	Time    [2]int64 `json:"t"`
+	KeyTime [2]int64 `json:"kt"`
+	KeyID   []byte   `json:"k"`
+	Env     string   `json:"e"`
+	Image   string   `json:"i"`
 }
+
+func unixPair(t time.Time) [2]int64 { return [2]int64{t.Unix(), int64(t.Nanosecond())} }
+
+func fromUnixPair(p [2]int64) time.Time { return time.Unix(p[0], p[1]).UTC() }
 
 // String encodes c as an opaque, URL-safe token (for a `before` query
 // parameter); [ParseCursor] decodes it. The zero cursor is "".
@@ -224,10 +229,7 @@ func (c Cursor) String() string {
 	if c.IsZero() {
 		return ""
 	}
-	data, err := json.Marshal(cursorText{Time: c.Time, KeyTime: c.Key.Time, KeyID: []byte(c.Key.ID), Env: c.Env, Image: c.Image})
-	if err != nil {
-		panic(fmt.Sprintf("ledger: encode cursor: %v", err)) // times are in range: cannot happen
-	}
+	data, _ := json.Marshal(cursorText{Time: unixPair(c.Time), KeyTime: unixPair(c.Key.Time), KeyID: []byte(c.Key.ID), Env: c.Env, Image: c.Image}) // ints, bytes and strings always encode
 	return base64.RawURLEncoding.EncodeToString(data)
 }
 
@@ -244,7 +246,7 @@ func ParseCursor(s string) (Cursor, error) {
 	if err := json.Unmarshal(data, &t); err != nil {
 		return Cursor{}, fmt.Errorf("parse history cursor: %w", err)
 	}
-	return Cursor{Time: t.Time, Key: Key{Time: t.KeyTime, ID: string(t.KeyID)}, Env: t.Env, Image: t.Image}, nil
+	return Cursor{Time: fromUnixPair(t.Time), Key: Key{Time: fromUnixPair(t.KeyTime), ID: string(t.KeyID)}, Env: t.Env, Image: t.Image}, nil
 }
 
 // Matches reports whether e matches the filters of q (not its cursor or limit).
