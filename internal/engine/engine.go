@@ -150,6 +150,7 @@ type Engine struct {
 	locks    branchLocks
 	groups   groups
 	checks   overlayChecks
+	amends   amends
 }
 
 // New returns an engine over the given ledger and repository.
@@ -216,27 +217,30 @@ func noteKey(t target) string { return t.env.Name + "/" + t.image.Name }
 // it is skipped and its error recorded in notes, and the healthy targets are
 // committed and recorded as usual.
 func (e *Engine) reconcileNoted(ctx context.Context, branch string, kind gitops.Kind, targets []target, describe describeFunc, notes map[string]*note) (string, []ledger.Pin, error) {
-	commit, changed, err := e.reconcileLocked(ctx, branch, kind, targets, describe, notes)
-	if err == nil {
-		// After the branch lock: a slow events topic must not stall pins.
-		e.publish(ctx, changed, commit)
+	commit, desired, changed, err := e.reconcileLocked(ctx, branch, kind, targets, describe, notes)
+	if err != nil {
+		return "", nil, err
 	}
-	return commit, changed, err
+	if err := e.commitPins(ctx, desired, commit); err != nil {
+		return "", nil, err
+	}
+	// After the branch lock: a slow events topic must not stall pins.
+	e.publish(ctx, changed, commit)
+	return commit, changed, nil
 }
 
-// reconcileLocked is reconcile's work, under the branch's lock.
-func (e *Engine) reconcileLocked(ctx context.Context, branch string, kind gitops.Kind, targets []target, describe describeFunc, notes map[string]*note) (string, []ledger.Pin, error) {
+// reconcileLocked is reconcile's work in git, under the branch's lock. It
+// returns the tip that carries the targets' desired pins, those pins (for the
+// caller to record in the ledger: [durable]) and the ones it changed.
+func (e *Engine) reconcileLocked(ctx context.Context, branch string, kind gitops.Kind, targets []target, describe describeFunc, notes map[string]*note) (commit string, desired, changed []ledger.Pin, err error) {
 	unlock, err := e.locks.lock(ctx, branch)
 	if err != nil {
-		return "", nil, fmt.Errorf("%w: wait for branch %s: %w", ErrTransient, branch, err)
+		return "", nil, nil, fmt.Errorf("%w: wait for branch %s: %w", ErrTransient, branch, err)
 	}
 	defer unlock()
 
 	if commit, pins, ok, err := e.durable(ctx, targets); err != nil || ok {
-		if err == nil {
-			err = e.commitPins(ctx, pins, commit)
-		}
-		return commit, nil, err
+		return commit, pins, nil, err
 	}
 
 	var paths []string // every name kustomize accepts: one read either way
@@ -247,7 +251,6 @@ func (e *Engine) reconcileLocked(ctx context.Context, branch string, kind gitops
 			}
 		}
 	}
-	var desired, changed []ledger.Pin
 	res, err := e.writer.Apply(ctx, branch, paths, func(s gitops.Snapshot) (gitops.Change, error) {
 		desired, changed = desired[:0], changed[:0]
 		ch := gitops.Change{Kind: kind, Files: map[string][]byte{}}
@@ -315,25 +318,24 @@ func (e *Engine) reconcileLocked(ctx context.Context, branch string, kind gitops
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrTransient):
-		return "", nil, err
+		return "", nil, nil, err
 	case errors.Is(err, gitops.ErrInvalid), errors.Is(err, gitops.ErrNotFound):
 		// A broken overlay, a missing branch, refused credentials: not
 		// acknowledged (nothing is lost), but retrying needs a human.
-		return "", nil, err
+		return "", nil, nil, err
 	default:
 		// Contention, the network, GitHub's 5xx and rate limits, I/O.
-		return "", nil, fmt.Errorf("%w: %w", ErrTransient, err)
+		return "", nil, nil, fmt.Errorf("%w: %w", ErrTransient, err)
 	}
 	if res.Replaced != "" {
-		e.repoint(ctx, res.Replaced, res.Commit)
-	}
-	if err := e.commitPins(ctx, desired, res.Commit); err != nil {
-		return "", nil, err
+		moved := map[string]string{res.Replaced: res.Commit}
+		e.amends.note(moved)
+		e.repoint(ctx, moved)
 	}
 	if !res.Changed {
 		changed = nil
 	}
-	return res.Commit, changed, nil
+	return res.Commit, desired, changed, nil
 }
 
 // durable reports whether the desired pin of every target is one the ledger
@@ -365,18 +367,6 @@ func (e *Engine) durable(ctx context.Context, targets []target) (string, []ledge
 		pins = append(pins, pin)
 	}
 	return commit, pins, commit != "", nil
-}
-
-// commitPins records in the ledger that pins are durable at commit.
-func (e *Engine) commitPins(ctx context.Context, pins []ledger.Pin, commit string) error {
-	for _, p := range pins {
-		// The entry is dated by the claim, not by this write: two processes
-		// recording their commits in either order keep history in pin order.
-		if err := e.ledger.CommitPin(ctx, p, commit, p.Time); err != nil {
-			return fmt.Errorf("%w: record pin %s/%s at %s: %w", ErrTransient, p.Env, p.Image, short(commit), err)
-		}
-	}
-	return nil
 }
 
 // kustomization finds env's kustomization file: as edited so far, else as

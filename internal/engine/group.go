@@ -8,6 +8,7 @@ import (
 
 	"github.com/pinroll/pinroll/internal/gitops"
 	"github.com/pinroll/pinroll/internal/ledger"
+	"github.com/pinroll/pinroll/internal/logging"
 )
 
 // Group commit (issue 14): deliveries of track pins claim in the ledger, then
@@ -47,9 +48,16 @@ type round struct {
 	keys    map[string]bool // noteKeys of targets
 	ctxs    []context.Context
 	done    chan struct{}
+	// waiting counts the waiters that have not left it (overtaken, or out
+	// of time), and finished says the results below are set; both are
+	// guarded by groups.mu. A round that finishes with no waiter records
+	// its pins itself: nobody else will.
+	waiting  int
+	finished bool
 
 	// Set before done is closed.
 	commit  string
+	desired []ledger.Pin // the pins git carries at commit, to record
 	changed []ledger.Pin
 	notes   map[string]*note
 	err     error
@@ -58,6 +66,7 @@ type round struct {
 // grouped is what a waiter learns from its round.
 type grouped struct {
 	commit  string
+	desired []ledger.Pin // for the waiter to record ([durable])
 	changed []ledger.Pin
 	// overtaken says the waiter was released before its round because
 	// newer claims were made for all its targets.
@@ -74,33 +83,47 @@ func (e *Engine) reconcileGrouped(ctx context.Context, branch string, key ledger
 	}
 	for {
 		e.groups.mu.Lock()
-		bumped := g.bumped
+		if r.finished {
+			e.groups.mu.Unlock()
+			break
+		}
 		over := true
 		for _, t := range targets {
 			if n, ok := g.newest[noteKey(t)]; !ok || !key.Less(n) {
 				over = false
 			}
 		}
-		e.groups.mu.Unlock()
 		if over {
+			r.waiting--
+			e.groups.mu.Unlock()
 			return grouped{overtaken: true}, nil
 		}
+		bumped := g.bumped
+		e.groups.mu.Unlock()
 		select {
 		case <-r.done:
-			if r.err != nil {
-				return grouped{}, r.err
-			}
-			for _, t := range targets {
-				if n := r.notes[noteKey(t)]; n != nil {
-					notes[noteKey(t)] = n
-				}
-			}
-			return grouped{commit: r.commit, changed: r.changed}, nil
 		case <-bumped:
 		case <-ctx.Done():
-			return grouped{}, fmt.Errorf("%w: wait for branch %s: %w", ErrTransient, branch, context.Cause(ctx))
+			e.groups.mu.Lock()
+			finished := r.finished
+			if !finished {
+				r.waiting--
+			}
+			e.groups.mu.Unlock()
+			if !finished {
+				return grouped{}, fmt.Errorf("%w: wait for branch %s: %w", ErrTransient, branch, context.Cause(ctx))
+			}
 		}
 	}
+	if r.err != nil {
+		return grouped{}, r.err
+	}
+	for _, t := range targets {
+		if n := r.notes[noteKey(t)]; n != nil {
+			notes[noteKey(t)] = n
+		}
+	}
+	return grouped{commit: r.commit, desired: r.desired, changed: r.changed}, nil
 }
 
 // join adds targets to branch's pending round, starting the branch's
@@ -127,6 +150,7 @@ func (e *Engine) join(ctx context.Context, branch string, key ledger.Key, target
 		g.pending = r
 	}
 	r.ctxs = append(r.ctxs, ctx)
+	r.waiting++
 	bump := false
 	for _, t := range targets {
 		k := noteKey(t)
@@ -173,13 +197,22 @@ func (e *Engine) runRounds(branch string, g *branchGroup) {
 
 		ctx, cancel := roundContext(r.ctxs)
 		r.notes = map[string]*note{}
-		r.commit, r.changed, r.err = e.reconcileLocked(ctx, branch, gitops.KindRolling, r.targets, nil, r.notes)
+		r.commit, r.desired, r.changed, r.err = e.reconcileLocked(ctx, branch, gitops.KindRolling, r.targets, nil, r.notes)
+		e.groups.mu.Lock()
 		if r.err == nil && len(r.changed) > 0 {
-			e.groups.mu.Lock()
 			g.next = time.Now().Add(e.cfg.Git.MinInterval.Duration)
-			e.groups.mu.Unlock()
 		}
+		r.finished = true
+		orphaned := r.waiting == 0
+		e.groups.mu.Unlock()
 		close(r.done)
+		if r.err == nil && orphaned {
+			if err := e.commitPins(ctx, r.desired, r.commit); err != nil {
+				// Git carries them: the next delivery for these pins
+				// reads git and records them.
+				logging.Logger(ctx).Warn("record pins of a round nobody waited for failed", "branch", branch, "error", err.Error())
+			}
+		}
 		if r.err == nil {
 			// After the round: a slow events topic must not stall pins.
 			e.publish(ctx, r.changed, r.commit)
@@ -207,13 +240,16 @@ func roundContext(ctxs []context.Context) (context.Context, context.CancelFunc) 
 }
 
 // reconcilePush is reconcileNoted for a delivery's targets claimed with key:
-// rolling commits are grouped (reconcileGrouped), other kinds reconciled
-// alone. overtaken says newer claims released the delivery before its round.
-func (e *Engine) reconcilePush(ctx context.Context, branch string, kind gitops.Kind, key ledger.Key, targets []target, notes map[string]*note) (commit string, changed []ledger.Pin, overtaken bool, err error) {
+// rolling commits are grouped (reconcileGrouped) and their pins left in d
+// for the delivery's last ledger write to record; other kinds are reconciled
+// and recorded alone. overtaken says newer claims released the delivery
+// before its round.
+func (e *Engine) reconcilePush(ctx context.Context, branch string, kind gitops.Kind, key ledger.Key, targets []target, notes map[string]*note, d *durable) (commit string, changed []ledger.Pin, overtaken bool, err error) {
 	if kind != gitops.KindRolling {
 		commit, changed, err = e.reconcileNoted(ctx, branch, kind, targets, nil, notes)
 		return commit, changed, false, err
 	}
 	r, err := e.reconcileGrouped(ctx, branch, key, targets, notes)
+	d.add(r.desired, r.commit)
 	return r.commit, r.changed, r.overtaken, err
 }

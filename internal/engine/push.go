@@ -58,16 +58,23 @@ func (e *Engine) Push(ctx context.Context, m ImagePush) (Result, error) {
 		return res, nil
 	}
 	if m.ID == "" {
-		return e.push(ctx, m, res)
+		var d durable
+		res, err := e.push(ctx, m, res, &d)
+		if rerr := e.commitDurable(ctx, &d); err == nil {
+			err = rerr
+		}
+		return res, err
 	}
-	return e.once(ctx, "gar/"+m.ID, res, func(res Result) (Result, error) { return e.push(ctx, m, res) })
+	return e.once(ctx, "gar/"+m.ID, res, func(res Result, d *durable) (Result, error) { return e.push(ctx, m, res, d) })
 }
 
 // once runs handle for a delivery that was not handled before, and marks it
 // handled with its outcome only after handle succeeded: a failure anywhere
-// before makes the redelivery do the work again. A delivery seen before
-// answers unchanged, with Duplicate set.
-func (e *Engine) once(ctx context.Context, delivery string, res Result, handle func(Result) (Result, error)) (Result, error) {
+// before makes the redelivery do the work again. The pins handle leaves in
+// its durable are recorded by the same ledger write that marks the delivery
+// (or alone, when handle failed). A delivery seen before answers unchanged,
+// with Duplicate set.
+func (e *Engine) once(ctx context.Context, delivery string, res Result, handle func(Result, *durable) (Result, error)) (Result, error) {
 	out, seen, err := e.ledger.Delivery(ctx, delivery)
 	if err != nil {
 		return res, fmt.Errorf("%w: read delivery %s: %w", ErrTransient, logging.Quote(delivery), err)
@@ -77,16 +84,23 @@ func (e *Engine) once(ctx context.Context, delivery string, res Result, handle f
 		res.Reason = "delivery " + logging.Quote(delivery) + " was already handled (" + out + ")"
 		return res, nil
 	}
-	if res, err = handle(res); err != nil {
+	var d durable
+	if res, err = handle(res, &d); err != nil {
+		// What git carries is recorded all the same; the delivery is not.
+		if rerr := e.commitDurable(ctx, &d); rerr != nil {
+			logging.Logger(ctx).Warn("record pins of a failed delivery failed", "delivery", logging.Clip(delivery), "error", rerr.Error())
+		}
 		return res, err
 	}
-	if err := e.ledger.MarkDelivery(ctx, delivery, string(res.Outcome)); err != nil {
+	if err := e.markDelivery(ctx, delivery, res.Outcome, &d); err != nil {
 		return res, fmt.Errorf("%w: mark delivery %s: %w", ErrTransient, logging.Quote(delivery), err)
 	}
 	return res, nil
 }
 
-func (e *Engine) push(ctx context.Context, m ImagePush, res Result) (Result, error) {
+// push is Push's work; the pins its rolling rounds made durable are left in d
+// for the caller to record.
+func (e *Engine) push(ctx context.Context, m ImagePush, res Result, d *durable) (Result, error) {
 	if m.Action != "INSERT" {
 		res.Outcome, res.Reason = Ignored, logging.Clip(m.Action)+" notifications never unpin: the pin stays until a newer push or a manual deploy"
 		return res, nil
@@ -172,7 +186,7 @@ func (e *Engine) push(ctx context.Context, m ImagePush, res Result) (Result, err
 	failed := map[string]error{}
 	var broken []error
 	for _, g := range order {
-		commit, changed, overtaken, err := e.reconcilePush(ctx, g.branch, g.kind, key, groups[g], notes)
+		commit, changed, overtaken, err := e.reconcilePush(ctx, g.branch, g.kind, key, groups[g], notes, d)
 		if err != nil {
 			return res, fmt.Errorf("pin %s on %s: %w", img.Name, g.branch, err)
 		}
@@ -217,7 +231,7 @@ func (e *Engine) push(ctx context.Context, m ImagePush, res Result) (Result, err
 	// A release blocked by `require: ENV` until ENV ran its digest may go now.
 	for _, env := range envs {
 		if o := claimed[env]; o == Pinned || o == Unchanged {
-			more, err := e.retryBlocked(ctx, env.Name, img, m.Digest)
+			more, err := e.retryBlocked(ctx, env.Name, img, m.Digest, d)
 			if err != nil {
 				return res, err
 			}

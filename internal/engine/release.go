@@ -48,7 +48,7 @@ func (e *Engine) Release(ctx context.Context, rel Release) (Result, error) {
 	if rel.Delivery == "" {
 		return e.release(ctx, rel, res)
 	}
-	return e.once(ctx, "github/"+rel.Delivery, res, func(res Result) (Result, error) { return e.release(ctx, rel, res) })
+	return e.once(ctx, "github/"+rel.Delivery, res, func(res Result, _ *durable) (Result, error) { return e.release(ctx, rel, res) })
 }
 
 func (e *Engine) release(ctx context.Context, rel Release, res Result) (Result, error) {
@@ -371,7 +371,7 @@ func (e *Engine) completePromotions(ctx context.Context, img *config.Image, tag 
 
 // retryBlocked tries again the promotions of img that release.require
 // blocked on env, now that env pinned digest.
-func (e *Engine) retryBlocked(ctx context.Context, env string, img *config.Image, digest string) ([]EnvResult, error) {
+func (e *Engine) retryBlocked(ctx context.Context, env string, img *config.Image, digest string, d *durable) ([]EnvResult, error) {
 	waits := false
 	for _, rel := range e.cfg.Environments {
 		waits = waits || (rel.IsRelease() && rel.Release.Require == env && rel.Carries(img.Name))
@@ -379,6 +379,12 @@ func (e *Engine) retryBlocked(ctx context.Context, env string, img *config.Image
 	if !waits {
 		return nil, nil
 	}
+	// The rule reads env's history: record what this delivery made durable
+	// first, rather than with its mark.
+	if err := e.commitDurable(ctx, d); err != nil {
+		return nil, err
+	}
+	d.pins = nil
 	ps, err := e.ledger.Promotions(ctx, "", "")
 	if err != nil {
 		return nil, fmt.Errorf("%w: read promotions: %w", ErrTransient, err)

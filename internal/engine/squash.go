@@ -118,6 +118,7 @@ func (e *Engine) squashBranch(ctx context.Context, branch string, dryRun bool) (
 		return rep, nil
 	}
 	if r.Outcome == gitops.SquashSquashed && r.NewTip != "" {
+		e.amends.note(r.Rewritten) // a recording still under way follows
 		if _, err := e.ledger.RepointPins(ctx, r.Rewritten); err != nil {
 			// Git moved: the report stands. Status corrects the pins of the
 			// tip's rolling commit anyway; the others name their old commits

@@ -213,12 +213,15 @@ func (e *Engine) branchStatus(ctx context.Context, branch string) (BranchStatus,
 	return b, nil
 }
 
-// repoint records that commit replaced old (an amend), so that the pins old
-// carried name the commit that carries them now. A failure only costs status
-// its precision until the next amend, and [Engine.Status] corrects the pins
-// of the tip's rolling commit anyway: it is logged, not returned.
-func (e *Engine) repoint(ctx context.Context, old, commit string) {
-	if _, err := e.ledger.RepointPins(ctx, map[string]string{old: commit}); err != nil {
-		logging.Logger(ctx).Warn("repoint pins after an amend failed", "old", old, "commit", commit, "error", err.Error())
+// repoint records that each value of moved replaced its key (an amend), so
+// that the pins the old commit carried name the commit that carries them now.
+// A failure only costs status its precision until the next amend, and
+// [Engine.Status] corrects the pins of the tip's rolling commit anyway: it is
+// logged, not returned.
+func (e *Engine) repoint(ctx context.Context, moved map[string]string) {
+	if _, err := e.ledger.RepointPins(ctx, moved); err != nil {
+		for old, commit := range moved {
+			logging.Logger(ctx).Warn("repoint pins after an amend failed", "old", old, "commit", commit, "error", err.Error())
+		}
 	}
 }

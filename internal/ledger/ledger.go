@@ -153,6 +153,14 @@ const (
 	PromotionBlocked PromotionState = "blocked" // a rule (e.g. require) stopped it
 )
 
+// Committed is a pin made durable in git at Commit, for [Ledger.MarkDelivery]
+// to record as [Ledger.CommitPin](Pin, Commit, At) does.
+type Committed struct {
+	Pin    Pin
+	Commit string
+	At     time.Time
+}
+
 // Claimed is what one claim of [Ledger.RecordClaim] found and did.
 type Claimed struct {
 	Before  Pin  // the pin before the claim, when Had
@@ -168,9 +176,12 @@ type Ledger interface {
 	// Delivery reports the outcome recorded for a delivery id, if it was
 	// handled. An id may be any bytes of any length ([StorageID]).
 	Delivery(ctx context.Context, id string) (outcome string, ok bool, err error)
-	// MarkDelivery records that delivery id was handled with outcome. Marking
-	// the same id again keeps the first outcome.
-	MarkDelivery(ctx context.Context, id, outcome string) error
+	// MarkDelivery records each of durable as CommitPin does, then that
+	// delivery id was handled with outcome, in one transaction: a delivery
+	// is acknowledged with one write, never marked handled without the pins
+	// that made it so (SPEC §5). Marking the same id again keeps the first
+	// outcome (durable is still recorded).
+	MarkDelivery(ctx context.Context, id, outcome string, durable ...Committed) error
 
 	// RecordDigest records that image was pushed with digest, adding tag (when
 	// not empty) to the digest's tags. The tag then names this digest, unless

@@ -885,65 +885,85 @@ func gitCmd(t *testing.T, dir string, args ...string) string {
 }
 
 // TestWriteCommitSyncsObjects checks, through the files on disk, that every
-// loose object a commit adds is synced, with its directory and objects/,
-// before WriteCommit returns and so before the branch can move to it.
+// loose object a commit adds is durable before WriteCommit returns and so
+// before the branch can move to it: the file system holding them is flushed
+// (syncfs) once all are written, or, without syncfs, each object, its
+// directory and objects/ are synced.
 func TestWriteCommitSyncsObjects(t *testing.T) {
-	dir := newBare(t, map[string][]byte{"overlays/dev/kustomization.yaml": []byte("images: []\n")})
-	r := open(t, dir)
-	tip := read(t, r, "main").Commit
-	objects := filepath.Join(dir, "objects")
-	if _, err := os.Stat(objects); err != nil { // a non-bare fixture
-		objects = filepath.Join(dir, ".git", "objects")
-	}
-	loose := func() map[string]bool {
-		files := map[string]bool{}
-		fans, _ := filepath.Glob(filepath.Join(objects, "[0-9a-f][0-9a-f]", "*"))
-		for _, f := range fans {
-			files[f] = true
-		}
-		return files
-	}
-	before := loose()
-	var events []string
-	r.syncedHook = func(path string) { events = append(events, "sync "+path) }
-	r.lockedHook = func(ref string) { events = append(events, "lock "+ref) }
+	for _, noSyncfs := range []bool{false, true} {
+		t.Run(fmt.Sprintf("noSyncfs=%v", noSyncfs), func(t *testing.T) {
+			dir := newBare(t, map[string][]byte{"overlays/dev/kustomization.yaml": []byte("images: []\n")})
+			r := open(t, dir)
+			r.noSyncfs = noSyncfs
+			tip := read(t, r, "main").Commit
+			objects := filepath.Join(dir, "objects")
+			if _, err := os.Stat(objects); err != nil { // a non-bare fixture
+				objects = filepath.Join(dir, ".git", "objects")
+			}
+			loose := func() map[string]bool {
+				files := map[string]bool{}
+				fans, _ := filepath.Glob(filepath.Join(objects, "[0-9a-f][0-9a-f]", "*"))
+				for _, f := range fans {
+					files[f] = true
+				}
+				return files
+			}
+			before := loose()
+			var events []string
+			var atFlush map[string]bool // the loose objects when syncfs ran
+			r.syncedHook = func(path string) {
+				events = append(events, "sync "+path)
+				if path == "syncfs "+objects {
+					atFlush = loose()
+				}
+			}
+			r.lockedHook = func(ref string) { events = append(events, "lock "+ref) }
 
-	for i, files := range []map[string][]byte{
-		{"overlays/dev/kustomization.yaml": []byte("images: [{name: a}]\n")},
-		{"overlays/dev/kustomization.yaml": []byte("images: [{name: b}]\n"), "new/dir/f": []byte("f\n")},
-	} {
-		events = events[:0]
-		c, err := r.WriteCommit(t.Context(), gitops.NewCommit{
-			BaseTree: tip.Tree, Files: files, Parents: []string{tip.SHA}, Message: "m\n",
-			Author: gitops.Signature{Name: "n", Email: "e@x", When: time.Unix(int64(i), 0)},
+			for i, files := range []map[string][]byte{
+				{"overlays/dev/kustomization.yaml": []byte("images: [{name: a}]\n")},
+				{"overlays/dev/kustomization.yaml": []byte("images: [{name: b}]\n"), "new/dir/f": []byte("f\n")},
+			} {
+				events, atFlush = events[:0], nil
+				c, err := r.WriteCommit(t.Context(), gitops.NewCommit{
+					BaseTree: tip.Tree, Files: files, Parents: []string{tip.SHA}, Message: "m\n",
+					Author: gitops.Signature{Name: "n", Email: "e@x", When: time.Unix(int64(i), 0)},
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				move(t, r, "main", tip.SHA, c)
+				after := loose()
+				lock := slices.Index(events, "lock refs/heads/main")
+				if lock < 0 {
+					t.Fatalf("write %d: the move took no lock: %q", i, events)
+				}
+				synced := map[string]bool{}
+				for _, e := range events[:lock] {
+					synced[strings.TrimPrefix(e, "sync ")] = true
+				}
+				flushed := synced["syncfs "+objects]
+				if flushed == noSyncfs {
+					t.Fatalf("write %d: syncfs before the move %v, want %v: %q", i, flushed, !noSyncfs, events)
+				}
+				added := 0
+				for f := range after {
+					if before[f] {
+						continue
+					}
+					added++
+					switch {
+					case flushed && !atFlush[f]:
+						t.Errorf("write %d: object %s written after the file system was flushed", i, f)
+					case !flushed && (!synced[f] || !synced[filepath.Dir(f)]):
+						t.Errorf("write %d: object %s (synced %v, its directory %v) not synced before the move",
+							i, f, synced[f], synced[filepath.Dir(f)])
+					}
+				}
+				if added < 4 || (!flushed && !synced[objects]) {
+					t.Errorf("write %d: %d objects added, objects/ synced %v; want at least commit, 2 trees and a blob, and objects/", i, added, synced[objects])
+				}
+				before, tip = after, read(t, r, "main").Commit
+			}
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		move(t, r, "main", tip.SHA, c)
-		after := loose()
-		lock := slices.Index(events, "lock refs/heads/main")
-		if lock < 0 {
-			t.Fatalf("write %d: the move took no lock: %q", i, events)
-		}
-		synced := map[string]bool{}
-		for _, e := range events[:lock] {
-			synced[strings.TrimPrefix(e, "sync ")] = true
-		}
-		added := 0
-		for f := range after {
-			if before[f] {
-				continue
-			}
-			added++
-			if !synced[f] || !synced[filepath.Dir(f)] {
-				t.Errorf("write %d: object %s (synced %v, its directory %v) not synced before the move",
-					i, f, synced[f], synced[filepath.Dir(f)])
-			}
-		}
-		if added < 4 || !synced[objects] {
-			t.Errorf("write %d: %d objects added, objects/ synced %v; want at least commit, 2 trees and a blob, and objects/", i, added, synced[objects])
-		}
-		before, tip = after, read(t, r, "main").Commit
 	}
 }

@@ -151,7 +151,7 @@ func (r *Repo) updateRefs(ctx context.Context, updates []gitops.RefUpdate) (err 
 	}
 	// Objects durable before any ref names them: go-git writes loose
 	// objects without fsync, so flush the file system holding them.
-	if err := r.syncObjects(); err != nil {
+	if err := r.syncObjects(); err != nil && !errors.Is(err, errNoSyncfs) {
 		return err
 	}
 
@@ -312,17 +312,28 @@ func (r *Repo) unpackRefs(refs []string) error {
 	return nil
 }
 
+// errNoSyncfs says the kernel has no syncfs(2).
+var errNoSyncfs = errors.New("syncfs not supported")
+
 // syncObjects flushes the file system holding the object store (syncfs(2)),
 // so that the objects written so far survive a crash before the refs that
-// name them do.
+// name them do. It fails with errNoSyncfs where the kernel lacks syncfs.
 func (r *Repo) syncObjects() error {
-	f, err := os.Open(filepath.Join(r.gitDir, "objects"))
+	objects := filepath.Join(r.gitDir, "objects")
+	if r.noSyncfs {
+		return fmt.Errorf("sync objects: %w", errNoSyncfs)
+	}
+	f, err := os.Open(objects)
 	if err != nil {
 		return fmt.Errorf("sync objects: %w", err)
 	}
 	defer f.Close()
-	if err := unix.Syncfs(int(f.Fd())); err != nil && !errors.Is(err, syscall.ENOSYS) {
+	if err := unix.Syncfs(int(f.Fd())); err != nil {
+		if errors.Is(err, syscall.ENOSYS) {
+			err = errNoSyncfs
+		}
 		return fmt.Errorf("sync objects: %w", err)
 	}
+	r.synced("syncfs " + objects)
 	return nil
 }

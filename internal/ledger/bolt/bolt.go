@@ -104,9 +104,9 @@ type Ledger struct {
 	db     *bbolt.DB
 	now    func() time.Time
 	closed atomic.Bool
-	// marking counts the MarkDelivery calls in flight: only concurrent
-	// ones wait to share a transaction.
-	marking atomic.Int32
+	// marking and claiming count the MarkDelivery and RecordClaim calls
+	// in flight: only concurrent ones wait to share a transaction.
+	marking, claiming atomic.Int32
 }
 
 // Option configures [Open].
@@ -151,7 +151,7 @@ func Open(path string, opts ...Option) (*Ledger, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
-	// A batched MarkDelivery waits this long for others to share its
+	// A batched MarkDelivery or RecordClaim waits this long for others to share its
 	// transaction (bbolt's default is 10 ms).
 	db.MaxBatchDelay = batchDelay
 	l.db = db
@@ -216,6 +216,18 @@ func (l *Ledger) Close() error {
 		return fmt.Errorf("bolt: close %s: %w", l.db.Path(), err)
 	}
 	return nil
+}
+
+// Commits returns how many write transactions the file has committed since it
+// was created (bbolt's transaction id). Each costs two fdatasyncs, so its
+// growth per pin is what a pin costs the disk (the benchmarks report it).
+func (l *Ledger) Commits() (uint64, error) {
+	var id int
+	err := l.view(context.Background(), func(tx *bbolt.Tx) error { id = int(tx.ID()); return nil })
+	if err != nil {
+		return 0, fmt.Errorf("bolt: commits: %w", err)
+	}
+	return uint64(id), nil
 }
 
 // view runs fn in a read-only transaction.
@@ -284,14 +296,20 @@ func (l *Ledger) Delivery(ctx context.Context, id string) (outcome string, ok bo
 	return outcome, ok, nil
 }
 
-// MarkDelivery records that delivery id was handled with outcome; marking the
-// same id again keeps the first outcome. Concurrent calls share bbolt
-// transactions, and so syncs ([bbolt.DB.Batch]); each also forgets a few
-// expired ids ([ledger.DeliveryExpired]).
-func (l *Ledger) MarkDelivery(ctx context.Context, id, outcome string) error {
+// MarkDelivery records each of durable as CommitPin does, then that delivery
+// id was handled with outcome, in one transaction; marking the same id again
+// keeps the first outcome. Concurrent calls share bbolt transactions, and so
+// syncs ([bbolt.DB.Batch]); each also forgets a few expired ids
+// ([ledger.DeliveryExpired]).
+func (l *Ledger) MarkDelivery(ctx context.Context, id, outcome string, durable ...ledger.Committed) error {
 	err := l.batch(ctx, &l.marking, func(tx *bbolt.Tx) error {
 		if id == "" {
 			return errors.New("empty delivery id")
+		}
+		for _, c := range durable {
+			if err := commitPin(tx, c.Pin, c.Commit, c.At); err != nil {
+				return fmt.Errorf("commit pin %s/%s at %s: %w", c.Pin.Env, c.Pin.Image, c.Commit, err)
+			}
 		}
 		now := l.now().UTC()
 		if err := pruneDeliveries(tx, now, pruneBatch); err != nil {
@@ -393,7 +411,7 @@ func (l *Ledger) RecordDigest(ctx context.Context, image, digest, tag string, ke
 // pins as ClaimPin does, in one transaction: one sync for both.
 func (l *Ledger) RecordClaim(ctx context.Context, image, digest, tag string, key ledger.Key, pins []ledger.Pin) ([]ledger.Claimed, error) {
 	var out []ledger.Claimed
-	err := l.update(ctx, func(tx *bbolt.Tx) error {
+	err := l.batch(ctx, &l.claiming, func(tx *bbolt.Tx) error {
 		out = out[:0]
 		if err := recordDigest(tx, image, digest, tag, key); err != nil {
 			return err
@@ -598,37 +616,40 @@ func claimPin(tx *bbolt.Tx, p ledger.Pin) (ledger.Claimed, error) {
 // CommitPin records that p is durable in git at commit, as [ledger.PlanCommit]
 // decides: one history entry per (p.Env, p.Image, p.Key).
 func (l *Ledger) CommitPin(ctx context.Context, p ledger.Pin, commit string, at time.Time) error {
-	err := l.update(ctx, func(tx *bbolt.Tx) error {
-		pk, err := join(p.Env, p.Image)
-		if err != nil {
-			return err
-		}
-		ck, err := committedKey(p.Env, p.Image, p.Key)
-		if err != nil {
-			return err
-		}
-		pins := tx.Bucket(bucketPins)
-		var cur pinRecord
-		found, err := get(pins, pk, &cur)
-		if err != nil {
-			return err
-		}
-		committed := tx.Bucket(bucketCommitted).Get(ck) != nil
-		plan := ledger.PlanCommit(cur.pin(), found, committed, p, commit, at)
-		if plan.WritePin {
-			if err := put(pins, pk, toPinRecord(plan.Pin)); err != nil {
-				return err
-			}
-		}
-		if !plan.WriteEntry {
-			return nil
-		}
-		return putEntry(tx, plan.Entry)
-	})
+	err := l.update(ctx, func(tx *bbolt.Tx) error { return commitPin(tx, p, commit, at) })
 	if err != nil {
 		return fmt.Errorf("bolt: commit pin %s/%s at %s: %w", p.Env, p.Image, commit, err)
 	}
 	return nil
+}
+
+// commitPin is CommitPin inside tx.
+func commitPin(tx *bbolt.Tx, p ledger.Pin, commit string, at time.Time) error {
+	pk, err := join(p.Env, p.Image)
+	if err != nil {
+		return err
+	}
+	ck, err := committedKey(p.Env, p.Image, p.Key)
+	if err != nil {
+		return err
+	}
+	pins := tx.Bucket(bucketPins)
+	var cur pinRecord
+	found, err := get(pins, pk, &cur)
+	if err != nil {
+		return err
+	}
+	committed := tx.Bucket(bucketCommitted).Get(ck) != nil
+	plan := ledger.PlanCommit(cur.pin(), found, committed, p, commit, at)
+	if plan.WritePin {
+		if err := put(pins, pk, toPinRecord(plan.Pin)); err != nil {
+			return err
+		}
+	}
+	if !plan.WriteEntry {
+		return nil
+	}
+	return putEntry(tx, plan.Entry)
 }
 
 // putEntry writes a history entry and its stream and committed index keys.
@@ -921,30 +942,27 @@ func (l *Ledger) Holds(ctx context.Context) ([]ledger.Hold, error) {
 }
 
 // RepointPins moves the pins carried by replaced commits to the commits that
-// carry them now, as [ledger.Repoint] decides, in one transaction.
+// carry them now, as [ledger.Repoint] decides, in one transaction (none when
+// no pin moves).
 func (l *Ledger) RepointPins(ctx context.Context, moved map[string]string) (int, error) {
+	// Most amends move no other pin: find out in a read, which costs no sync.
+	var stale []pinChange
+	err := l.view(ctx, func(tx *bbolt.Tx) error {
+		var err error
+		stale, err = repointed(tx, moved)
+		return err
+	})
+	if err != nil || len(stale) == 0 {
+		return 0, wrapRepoint(err)
+	}
 	n := 0
-	err := l.update(ctx, func(tx *bbolt.Tx) error {
+	err = l.update(ctx, func(tx *bbolt.Tx) error {
 		n = 0
-		b := tx.Bucket(bucketPins)
-		type change struct {
-			k   []byte
-			rec pinRecord
-		}
-		var changes []change
-		err := b.ForEach(func(k, v []byte) error {
-			var rec pinRecord
-			if err := json.Unmarshal(v, &rec); err != nil {
-				return fmt.Errorf("decode %q: %w", k, err)
-			}
-			if p, ok := ledger.Repoint(rec.pin(), moved); ok {
-				changes = append(changes, change{slices.Clone(k), toPinRecord(p)})
-			}
-			return nil
-		})
+		changes, err := repointed(tx, moved)
 		if err != nil {
 			return err
 		}
+		b := tx.Bucket(bucketPins)
 		for _, c := range changes { // bbolt forbids writes inside ForEach
 			if err := put(b, c.k, c.rec); err != nil {
 				return err
@@ -954,9 +972,38 @@ func (l *Ledger) RepointPins(ctx context.Context, moved map[string]string) (int,
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("bolt: repoint pins: %w", err)
+		return 0, wrapRepoint(err)
 	}
 	return n, nil
+}
+
+func wrapRepoint(err error) error {
+	if err != nil {
+		return fmt.Errorf("bolt: repoint pins: %w", err)
+	}
+	return nil
+}
+
+// pinChange is a pin record to write back.
+type pinChange struct {
+	k   []byte
+	rec pinRecord
+}
+
+// repointed returns the pins in tx that [ledger.Repoint] moves, as moved.
+func repointed(tx *bbolt.Tx, moved map[string]string) ([]pinChange, error) {
+	var changes []pinChange
+	err := tx.Bucket(bucketPins).ForEach(func(k, v []byte) error {
+		var rec pinRecord
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return fmt.Errorf("decode %q: %w", k, err)
+		}
+		if p, ok := ledger.Repoint(rec.pin(), moved); ok {
+			changes = append(changes, pinChange{slices.Clone(k), toPinRecord(p)})
+		}
+		return nil
+	})
+	return changes, err
 }
 
 // --- promotions ---

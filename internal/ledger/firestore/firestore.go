@@ -488,10 +488,11 @@ func (l *Ledger) Delivery(ctx context.Context, id string) (outcome string, ok bo
 	return d.Outcome, ok, nil
 }
 
-// MarkDelivery records that delivery id was handled with outcome. Marking the
-// same id again keeps the first outcome: the document is created only if it
-// does not exist yet.
-func (l *Ledger) MarkDelivery(ctx context.Context, id, outcome string) error {
+// MarkDelivery records each of durable as CommitPin does, then that delivery
+// id was handled with outcome, in one transaction. Marking the same id again
+// keeps the first outcome: the document is created only if it does not exist
+// yet. Without durable pins it is one Create, no transaction.
+func (l *Ledger) MarkDelivery(ctx context.Context, id, outcome string, durable ...ledger.Committed) error {
 	if err := l.check(ctx); err != nil {
 		return l.wrap(err, "mark delivery %.64q", id)
 	}
@@ -499,10 +500,47 @@ func (l *Ledger) MarkDelivery(ctx context.Context, id, outcome string) error {
 		return l.wrap(errors.New("empty delivery id"), "mark delivery")
 	}
 	at := utc(l.now())
-	_, err := l.deliveryRef(id).Create(ctx, deliveryDoc{Outcome: outcome, At: at, ExpireAt: at.Add(ledger.DeliveryRetention)})
-	if status.Code(err) == codes.AlreadyExists {
-		return nil
+	doc := deliveryDoc{Outcome: outcome, At: at, ExpireAt: at.Add(ledger.DeliveryRetention)}
+	if len(durable) == 0 {
+		_, err := l.deliveryRef(id).Create(ctx, doc)
+		if status.Code(err) == codes.AlreadyExists {
+			return nil
+		}
+		return l.wrap(err, "mark delivery %.64q", id)
 	}
+	// One transaction: the delivery's reads and every pin's in one round
+	// trip, then the writes. A document is written once per transaction: a
+	// pin listed twice (same pair and key) is recorded once, and a pair's
+	// stream document is set once.
+	dRef := l.deliveryRef(id)
+	refs := []*firestore.DocumentRef{dRef}
+	var applies []commitApply
+	seen := map[string]bool{}
+	for _, c := range durable {
+		eRef := l.entryRef(c.Pin.Env, c.Pin.Image, c.Pin.Key)
+		if !seen[eRef.Path] {
+			seen[eRef.Path] = true
+			r, apply := l.commitPin(c.Pin, c.Commit, c.At)
+			refs = append(refs, r...)
+			applies = append(applies, apply)
+		}
+	}
+	err := l.runTx(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		snaps, err := tx.GetAll(refs)
+		if err != nil {
+			return err
+		}
+		streams := map[string]bool{}
+		for i, apply := range applies {
+			if err := apply(tx, snaps[1+2*i:3+2*i], streams); err != nil {
+				return err
+			}
+		}
+		if snaps[0].Exists() {
+			return nil
+		}
+		return tx.Create(dRef, doc)
+	})
 	return l.wrap(err, "mark delivery %.64q", id)
 }
 
@@ -741,14 +779,29 @@ func claimPin(tx *firestore.Transaction, pin, hold *firestore.DocumentSnapshot, 
 // written for (p.Env, p.Image, p.Key). Once that entry exists, calling it
 // again changes nothing.
 func (l *Ledger) CommitPin(ctx context.Context, p ledger.Pin, commit string, at time.Time) error {
-	pRef := l.pinRef(p.Env, p.Image)
-	sRef := l.streamRef(p.Env, p.Image)
-	eRef := l.entryRef(p.Env, p.Image, p.Key)
+	refs, apply := l.commitPin(p, commit, at)
 	err := l.runTx(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		snaps, err := tx.GetAll([]*firestore.DocumentRef{eRef, pRef})
+		snaps, err := tx.GetAll(refs)
 		if err != nil {
 			return err
 		}
+		return apply(tx, snaps, map[string]bool{})
+	})
+	return l.wrap(err, "commit pin %s/%s at %s", p.Env, p.Image, commit)
+}
+
+// commitApply applies one CommitPin in tx, given the snapshots of the
+// documents it read; streams holds the paths of the history streams the
+// transaction set already (each is set once).
+type commitApply func(tx *firestore.Transaction, snaps []*firestore.DocumentSnapshot, streams map[string]bool) error
+
+// commitPin returns the two documents CommitPin reads, in the order its apply
+// takes their snapshots, and that apply.
+func (l *Ledger) commitPin(p ledger.Pin, commit string, at time.Time) ([]*firestore.DocumentRef, commitApply) {
+	pRef := l.pinRef(p.Env, p.Image)
+	sRef := l.streamRef(p.Env, p.Image)
+	eRef := l.entryRef(p.Env, p.Image, p.Key)
+	return []*firestore.DocumentRef{eRef, pRef}, func(tx *firestore.Transaction, snaps []*firestore.DocumentSnapshot, streams map[string]bool) error {
 		var cur pinDoc
 		found, err := decode(snaps[1], &cur)
 		if err != nil {
@@ -763,12 +816,14 @@ func (l *Ledger) CommitPin(ctx context.Context, p ledger.Pin, commit string, at 
 		if !plan.WriteEntry {
 			return nil
 		}
-		if err := tx.Set(sRef, streamDoc{Env: p.Env, Image: p.Image}); err != nil {
-			return err
+		if !streams[sRef.Path] {
+			streams[sRef.Path] = true
+			if err := tx.Set(sRef, streamDoc{Env: p.Env, Image: p.Image}); err != nil {
+				return err
+			}
 		}
 		return tx.Create(eRef, toEntryDoc(plan.Entry))
-	})
-	return l.wrap(err, "commit pin %s/%s at %s", p.Env, p.Image, commit)
+	}
 }
 
 // History returns the entries q selects, newest first ([ledger.HistoryOrder]).

@@ -115,6 +115,46 @@ func (s *suite) deliveryCases() []testCase {
 			checkDelivery(t, l, "d-2", "recorded", true)
 			checkDelivery(t, l, "d-3", "", false)
 		}},
+		{"MarkRecordsDurablePins", func(t *testing.T) {
+			l := s.ledger(t)
+			ctx := t.Context()
+			p, old, w := pin(2, digestB), pin(1, digestA), pin(2, digestB)
+			w.Image = "worker"
+			claim(t, l, old, old, true)
+			claim(t, l, p, p, true)
+			claim(t, l, w, w, true)
+			// The pins of one commit, and an older claim git carried too.
+			must(t, l.MarkDelivery(ctx, "d-1", "pinned",
+				ledger.Committed{Pin: p, Commit: "c0ffee1", At: at(10)},
+				ledger.Committed{Pin: w, Commit: "c0ffee1", At: at(10)},
+				ledger.Committed{Pin: old, Commit: "0dd0dd0", At: at(9)}))
+			checkDelivery(t, l, "d-1", "pinned", true)
+			wantP, wantW := p, w
+			wantP.Commit, wantP.Time = "c0ffee1", at(10)
+			wantW.Commit, wantW.Time = "c0ffee1", at(10)
+			checkPin(t, l, wantP)
+			checkPin(t, l, wantW)
+			checkHistory(t, l, ledger.HistoryQuery{Image: "server"}, []ledger.Entry{entry(p, "c0ffee1", at(10)), entry(old, "0dd0dd0", at(9))})
+			// Another delivery the same round answered records nothing more,
+			// and marking d-1 again keeps its outcome.
+			must(t, l.MarkDelivery(ctx, "d-2", "superseded", ledger.Committed{Pin: p, Commit: "c0ffee1", At: at(20)}))
+			must(t, l.MarkDelivery(ctx, "d-1", "unchanged", ledger.Committed{Pin: p, Commit: "c0ffee1", At: at(30)}))
+			checkDelivery(t, l, "d-1", "pinned", true)
+			checkDelivery(t, l, "d-2", "superseded", true)
+			checkPin(t, l, wantP)
+			checkHistory(t, l, ledger.HistoryQuery{}, []ledger.Entry{entry(w, "c0ffee1", at(10)), entry(p, "c0ffee1", at(10)), entry(old, "0dd0dd0", at(9))})
+		}},
+		{"FailedMarkRecordsNothing", func(t *testing.T) {
+			l := s.ledger(t)
+			ctx := t.Context()
+			p := pin(1, digestA)
+			claim(t, l, p, p, true)
+			if err := l.MarkDelivery(ctx, "", "pinned", ledger.Committed{Pin: p, Commit: "c0ffee1", At: at(10)}); err == nil {
+				t.Fatal("MarkDelivery with an empty id: no error")
+			}
+			checkPin(t, l, p)
+			checkHistory(t, l, ledger.HistoryQuery{}, nil)
+		}},
 		{"MarkTwiceKeepsFirst", func(t *testing.T) {
 			l := s.ledger(t)
 			ctx := t.Context()

@@ -1,0 +1,119 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/pinroll/pinroll/internal/ledger"
+)
+
+// One sync point per pin (issue 14): a delivery's claim is one ledger write,
+// and everything after git made it durable is another. The pins a delivery's
+// reconciles committed travel with it ([durable]) and are recorded by the
+// write that marks the delivery handled ([ledger.Ledger.MarkDelivery]), so a
+// delivery costs the ledger two transactions, and concurrent deliveries share
+// them.
+//
+// Recording after the branch lock is released opens one gap: the next round
+// may amend the commit before the pins it carried are recorded, and repoint
+// the ledger's pins (RepointPins) before those exist. [amends] closes it in
+// this process: every amend and squash is noted before its repoint, and a
+// recording names the commit that carries its pins now.
+
+// durable collects the pins one delivery's reconciles made durable in git.
+type durable struct {
+	pins []ledger.Committed
+}
+
+// add notes that pins are durable at commit, each dated by its claim.
+func (d *durable) add(pins []ledger.Pin, commit string) {
+	for _, p := range pins {
+		// The entry is dated by the claim, not by this write: two processes
+		// recording their commits in either order keep history in pin order.
+		d.pins = append(d.pins, ledger.Committed{Pin: p, Commit: commit, At: p.Time})
+	}
+}
+
+// amendLimit bounds the replaced commits [amends] remembers: a recording
+// follows its round within moments, so a few hundred amends back is plenty.
+const amendLimit = 1024
+
+// amends remembers which commit replaced which in this process (an amend,
+// or a squash's rewrite), for recordings that come after the repoint.
+type amends struct {
+	mu    sync.RWMutex
+	next  map[string]string // replaced → replacement
+	order []string          // the keys of next, oldest first
+}
+
+// note records moved (replaced → replacement) before the caller repoints the
+// ledger: a recording under way finishes first, and a later one maps its
+// commits through moved.
+func (a *amends) note(moved map[string]string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.next == nil {
+		a.next = map[string]string{}
+	}
+	for old, c := range moved {
+		if _, ok := a.next[old]; !ok {
+			a.order = append(a.order, old)
+		}
+		a.next[old] = c
+	}
+	for len(a.order) > amendLimit {
+		delete(a.next, a.order[0])
+		a.order = a.order[1:]
+	}
+}
+
+// carrier returns the commit that carries what commit carried; a.mu is held.
+func (a *amends) carrier(commit string) string {
+	for range amendLimit { // a chain, never a cycle: bounded all the same
+		c, ok := a.next[commit]
+		if !ok {
+			break
+		}
+		commit = c
+	}
+	return commit
+}
+
+// record runs write with pins renamed to the commits that carry them now, so
+// that no amend of this process slips between the renaming and the write.
+func (e *Engine) record(pins []ledger.Committed, write func([]ledger.Committed) error) error {
+	e.amends.mu.RLock()
+	defer e.amends.mu.RUnlock()
+	for i := range pins {
+		pins[i].Commit = e.amends.carrier(pins[i].Commit)
+	}
+	return write(pins)
+}
+
+// commitPins records in the ledger that pins are durable at commit.
+func (e *Engine) commitPins(ctx context.Context, pins []ledger.Pin, commit string) error {
+	var d durable
+	d.add(pins, commit)
+	return e.commitDurable(ctx, &d)
+}
+
+// commitDurable records the pins of d, for a caller with no delivery to mark.
+func (e *Engine) commitDurable(ctx context.Context, d *durable) error {
+	return e.record(d.pins, func(pins []ledger.Committed) error {
+		for _, c := range pins {
+			if err := e.ledger.CommitPin(ctx, c.Pin, c.Commit, c.At); err != nil {
+				return fmt.Errorf("%w: record pin %s/%s at %s: %w", ErrTransient, c.Pin.Env, c.Pin.Image, short(c.Commit), err)
+			}
+		}
+		return nil
+	})
+}
+
+// markDelivery records the pins of d and marks delivery handled with outcome,
+// in one ledger write.
+func (e *Engine) markDelivery(ctx context.Context, delivery string, outcome Outcome, d *durable) error {
+	return e.record(d.pins, func(pins []ledger.Committed) error {
+		return e.ledger.MarkDelivery(ctx, delivery, string(outcome), pins...)
+	})
+}
