@@ -67,6 +67,7 @@ type burst struct {
 	humans   []string // subjects of the human commits pushed during the burst
 	late     []string // and after it
 	took     time.Duration
+	writes   uint64 // the ledger's write transactions
 }
 
 // runBurst delivers n distinct pins of latest (message i published at i
@@ -85,6 +86,11 @@ func runBurst(t testing.TB, n, concurrency int, human bool, interval string, pac
 		h = gittest.NewHuman(t, f.gitDir, "main")
 	}
 	out := burst{outcomes: map[engine.Outcome]int{}}
+	l := f.ledger.(*bolt.Ledger)
+	writes, err := l.Commits()
+	if err != nil {
+		t.Fatal(err)
+	}
 	stop := make(chan struct{})
 	humanDone := make(chan error, 1)
 	go func() {
@@ -123,6 +129,11 @@ func runBurst(t testing.TB, n, concurrency int, human bool, interval string, pac
 		t.Error(err)
 	}
 	out.moves = counter.moves.Load()
+	after, err := l.Commits()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.writes = after - writes
 
 	// The final pin is the newest, and every human commit is on the branch.
 	if got, want := string(gittest.File(t, f.gitDir, "main", devKustomization)), msg("", n, "").Digest; !strings.Contains(got, "digest: "+want) {
@@ -205,18 +216,22 @@ func TestBurstLeavesHumansRoom(t *testing.T) {
 
 // BenchmarkBurst is one op per burst of 1,000 distinct pins delivered 16 at a
 // time (local repository, bbolt ledger, default git.min_interval) and reports
-// ref moves per burst and the human pushes that landed during it.
+// ref moves per burst, the human pushes that landed during it and the ledger's
+// write transactions per pin.
 func BenchmarkBurst(b *testing.B) {
 	gittest.RequireGit(b)
 	var moves, humans int64
+	var writes uint64
 	var took time.Duration
 	for range b.N {
 		r := runBurst(b, 1000, 16, true, "", 0)
 		moves += r.moves
 		humans += int64(len(r.humans))
 		took += r.took
+		writes += r.writes
 	}
 	b.ReportMetric(float64(moves)/float64(b.N), "ref-moves/op")
+	b.ReportMetric(float64(writes)/float64(b.N)/1000, "ledger-writes/pin")
 	b.ReportMetric(float64(humans)/float64(b.N), "human-pushes/op")
 	b.ReportMetric(took.Seconds()/float64(b.N)/1000*1e6, "µs/pin")
 }

@@ -18,8 +18,10 @@ import (
 // Recording after the branch lock is released opens one gap: the next round
 // may amend the commit before the pins it carried are recorded, and repoint
 // the ledger's pins (RepointPins) before those exist. [amends] closes it in
-// this process: every amend and squash is noted before its repoint, and a
-// recording names the commit that carries its pins now.
+// this process without making anyone wait: every amend and squash is noted
+// before its repoint; a recording names the commit that carries its pins
+// when it starts, and after its write repoints them itself when an amend was
+// noted meanwhile (its repoint may have come before the write).
 
 // durable collects the pins one delivery's reconciles made durable in git.
 type durable struct {
@@ -42,14 +44,13 @@ const amendLimit = 1024
 // amends remembers which commit replaced which in this process (an amend,
 // or a squash's rewrite), for recordings that come after the repoint.
 type amends struct {
-	mu    sync.RWMutex
+	mu    sync.Mutex
 	next  map[string]string // replaced → replacement
 	order []string          // the keys of next, oldest first
 }
 
-// note records moved (replaced → replacement) before the caller repoints the
-// ledger: a recording under way finishes first, and a later one maps its
-// commits through moved.
+// note records moved (replaced → replacement); the caller repoints the
+// ledger's pins afterwards.
 func (a *amends) note(moved map[string]string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -68,27 +69,50 @@ func (a *amends) note(moved map[string]string) {
 	}
 }
 
-// carrier returns the commit that carries what commit carried; a.mu is held.
-func (a *amends) carrier(commit string) string {
-	for range amendLimit { // a chain, never a cycle: bounded all the same
-		c, ok := a.next[commit]
-		if !ok {
-			break
+// carriers returns, for each of commits, the commit that carries what it
+// carried now (itself when it was not replaced).
+func (a *amends) carriers(commits []string) []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]string, len(commits))
+	for i, c := range commits {
+		for range amendLimit { // a chain, never a cycle: bounded all the same
+			n, ok := a.next[c]
+			if !ok {
+				break
+			}
+			c = n
 		}
-		commit = c
+		out[i] = c
 	}
-	return commit
+	return out
 }
 
-// record runs write with pins renamed to the commits that carry them now, so
-// that no amend of this process slips between the renaming and the write.
-func (e *Engine) record(pins []ledger.Committed, write func([]ledger.Committed) error) error {
-	e.amends.mu.RLock()
-	defer e.amends.mu.RUnlock()
-	for i := range pins {
-		pins[i].Commit = e.amends.carrier(pins[i].Commit)
+// record runs write with pins renamed to the commits that carry them now.
+// When an amend of this process replaced one of those commits while write
+// ran, its repoint may have come before the write, so record repoints them.
+func (e *Engine) record(ctx context.Context, pins []ledger.Committed, write func([]ledger.Committed) error) error {
+	commits := make([]string, len(pins))
+	for i, p := range pins {
+		commits[i] = p.Commit
 	}
-	return write(pins)
+	commits = e.amends.carriers(commits)
+	for i := range pins {
+		pins[i].Commit = commits[i]
+	}
+	if err := write(pins); err != nil {
+		return err
+	}
+	moved := map[string]string{}
+	for i, c := range e.amends.carriers(commits) {
+		if c != commits[i] {
+			moved[commits[i]] = c
+		}
+	}
+	if len(moved) > 0 {
+		e.repoint(ctx, moved)
+	}
+	return nil
 }
 
 // commitPins records in the ledger that pins are durable at commit.
@@ -100,7 +124,7 @@ func (e *Engine) commitPins(ctx context.Context, pins []ledger.Pin, commit strin
 
 // commitDurable records the pins of d, for a caller with no delivery to mark.
 func (e *Engine) commitDurable(ctx context.Context, d *durable) error {
-	return e.record(d.pins, func(pins []ledger.Committed) error {
+	return e.record(ctx, d.pins, func(pins []ledger.Committed) error {
 		for _, c := range pins {
 			if err := e.ledger.CommitPin(ctx, c.Pin, c.Commit, c.At); err != nil {
 				return fmt.Errorf("%w: record pin %s/%s at %s: %w", ErrTransient, c.Pin.Env, c.Pin.Image, short(c.Commit), err)
@@ -113,7 +137,7 @@ func (e *Engine) commitDurable(ctx context.Context, d *durable) error {
 // markDelivery records the pins of d and marks delivery handled with outcome,
 // in one ledger write.
 func (e *Engine) markDelivery(ctx context.Context, delivery string, outcome Outcome, d *durable) error {
-	return e.record(d.pins, func(pins []ledger.Committed) error {
+	return e.record(ctx, d.pins, func(pins []ledger.Committed) error {
 		return e.ledger.MarkDelivery(ctx, delivery, string(outcome), pins...)
 	})
 }

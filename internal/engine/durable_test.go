@@ -1,0 +1,184 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pinroll/pinroll/internal/config"
+	"github.com/pinroll/pinroll/internal/engine"
+	"github.com/pinroll/pinroll/internal/gitops"
+	"github.com/pinroll/pinroll/internal/ledger"
+	"github.com/pinroll/pinroll/internal/testing/gittest"
+)
+
+const workerRepo = "asia-northeast2-docker.pkg.dev/PROJECT/backend/worker"
+
+// twoImages is a config with dev tracking latest of server and worker.
+func twoImages(t testing.TB, gitDir string) *config.Config {
+	t.Helper()
+	c, err := config.Parse(fmt.Appendf(nil, `git: {repo: %s, author: {name: pinroll, email: pinroll@example.com}, min_interval: 1ns}
+images: [{name: server, repository: %s}, {name: worker, repository: %s}]
+environments:
+  - {name: dev, path: k8s/namespaces/backend/overlays/dev, track: latest}
+`, gitDir, repo, workerRepo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// holdMark holds MarkDelivery of one delivery id until release is closed,
+// saying on held when it got there.
+type holdMark struct {
+	ledger.Ledger
+	id      string
+	held    chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (h *holdMark) MarkDelivery(ctx context.Context, id, outcome string, durable ...ledger.Committed) error {
+	if id == h.id {
+		h.once.Do(func() { close(h.held) })
+		<-h.release
+	}
+	return h.Ledger.MarkDelivery(ctx, id, outcome, durable...)
+}
+
+// TestLateRecordNamesTheCarrier: a delivery records its pins with its mark,
+// after its round. When the next round amends that commit before the record
+// lands (and repoints the ledger's pins before they exist), the record must
+// still name the commit that carries the pins now, not the one amended away.
+func TestLateRecordNamesTheCarrier(t *testing.T) {
+	t.Parallel()
+	hold := &holdMark{id: "gar/s1", held: make(chan struct{}), release: make(chan struct{})}
+	f := newFixture(t, with{
+		config: func(gitDir string) *config.Config { return twoImages(t, gitDir) },
+		ledger: func(l ledger.Ledger) ledger.Ledger { hold.Ledger = l; return hold },
+	})
+	ctx := context.Background()
+	server := msg("s1", 1, "latest")
+	done := make(chan error, 1)
+	go func() { _, err := f.eng.Push(ctx, server); done <- err }()
+	<-hold.held // server's round moved the branch; its record waits
+	first := gittest.Log(t, f.gitDir, "main")[0].SHA
+
+	worker := msg("w2", 2, "latest")
+	worker.Repository = workerRepo
+	if res, err := f.eng.Push(ctx, worker); err != nil || res.Outcome != engine.Pinned {
+		t.Fatalf("worker: %+v %v", res, err)
+	}
+	log := gittest.Log(t, f.gitDir, "main")
+	tip := log[0].SHA
+	if tip == first || len(log) != 2 {
+		t.Fatalf("the worker's pin should amend the rolling commit %s: %d commits, tip %s", first, len(log), tip)
+	}
+	close(hold.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, img := range []string{"server", "worker"} {
+		p, ok, err := f.ledger.Pin(ctx, "dev", img)
+		if err != nil || !ok || p.Commit != tip {
+			t.Errorf("pin dev/%s = %+v (%v, %v), want it recorded at the tip %s, not %s", img, p, ok, err, tip, first)
+		}
+	}
+}
+
+// stallMove holds every branch move until release is closed, saying on
+// moving when the first one got there.
+type stallMove struct {
+	gitops.Repo
+	moving  chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (s *stallMove) MoveBranch(ctx context.Context, branch, from, to string) error {
+	s.once.Do(func() { close(s.moving) })
+	<-s.release
+	return s.Repo.MoveBranch(ctx, branch, from, to)
+}
+
+// TestRoundNobodyWaitsForRecordsItself: a delivery that gives up while its
+// round is in git leaves nobody to record the round's pins with a mark; the
+// round records them itself, so the ledger says what git carries.
+func TestRoundNobodyWaitsForRecordsItself(t *testing.T) {
+	t.Parallel()
+	stall := &stallMove{moving: make(chan struct{}), release: make(chan struct{})}
+	f := newFixture(t, with{repo: func(r gitops.Repo) gitops.Repo { stall.Repo = r; return stall }})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { _, err := f.eng.Push(ctx, msg("m1", 1, "latest")); done <- err }()
+	<-stall.moving
+	cancel() // the delivery gives up; its round goes on
+	if err := <-done; !errors.Is(err, engine.ErrTransient) {
+		t.Fatalf("a delivery out of time: %v, want a transient error", err)
+	}
+	close(stall.release)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		tip := gittest.Log(t, f.gitDir, "main")[0].SHA
+		p, ok, err := f.ledger.Pin(context.Background(), "dev", "server")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok && p.Commit == tip && p.Digest == msg("", 1, "").Digest {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pin = %+v, want it recorded at the tip %s", p, tip)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, ok, _ := f.ledger.Delivery(context.Background(), "gar/m1"); ok {
+		t.Fatal("a delivery that gave up was marked handled")
+	}
+}
+
+// TestPushUnblocksRequiredRelease: a release blocked until dev runs its
+// digest goes in the very delivery that pins the digest in dev. The rule
+// reads dev's history, which that delivery would otherwise record only with
+// its mark, after the rule ran.
+func TestPushUnblocksRequiredRelease(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, with{config: func(gitDir string) *config.Config {
+		c, err := config.Parse(fmt.Appendf(nil, `git: {repo: %s, min_interval: 1ns}
+images: [{name: server, repository: %s, source: acme/backend}]
+environments:
+  - {name: dev, path: k8s/namespaces/backend/overlays/dev, track: latest}
+  - {name: prod, path: k8s/namespaces/backend/overlays/prod, release: {require: dev}}
+`, gitDir, repo))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}})
+	ctx := context.Background()
+	if _, err := f.eng.Push(ctx, msg("v", 7, "v1.0.0")); err != nil {
+		t.Fatal(err)
+	}
+	rel := engine.Release{Delivery: "d1", Action: "published", Repository: "acme/backend", Tag: "v1.0.0"}
+	if res, err := f.eng.Release(ctx, rel); err != nil || res.Outcome != engine.Blocked {
+		t.Fatalf("release before dev ran it: %+v %v, want blocked", res, err)
+	}
+	res, err := f.eng.Push(ctx, msg("l", 7, "latest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]engine.Outcome{}
+	for _, e := range res.Envs {
+		got[e.Env] = e.Outcome
+	}
+	if got["dev"] != engine.Pinned || got["prod"] != engine.Pinned {
+		t.Fatalf("dev's pin of the released digest: %+v, want dev and prod pinned", res)
+	}
+	if y := string(gittest.File(t, f.gitDir, "main", "k8s/namespaces/backend/overlays/prod/kustomization.yaml")); !strings.Contains(y, msg("", 7, "").Digest) {
+		t.Fatalf("prod not pinned:\n%s", y)
+	}
+}
