@@ -28,13 +28,15 @@ var SecondaryLimits = []WriteLimit{{N: 80, Per: time.Minute}, {N: 500, Per: time
 //
 // A limit of N per Per is paced at 90% of N (at least one less), leaving the
 // rest to the account's other writers (a person's web edit counts too) and
-// to the time a request takes to reach GitHub. Of that, half is the bucket's
-// burst and half its refill over Per: any window of Per holds no more than
-// burst + refill, a lone pin after idle (three writes) never waits, and a
-// sustained stream settles at the refill rate of the slowest bucket. With
-// GitHub's limits: bursts of 36 and 225, then 36 a minute (one per 1.67 s)
-// until the hour's 225 are spent, then 225 an hour (one per 16 s). A nil
-// pacer does not pace.
+// to the time a request takes to reach GitHub. Of that, a third is the
+// bucket's burst and two thirds its refill over Per: any window of Per holds
+// no more than burst + refill, a lone pin after idle (three writes) never
+// waits, and a sustained stream settles at the refill rate of the slowest
+// bucket. With GitHub's limits the buckets hold 24 and 150 writes, refilled
+// at 48 a minute (one per 1.25 s: a ref move's three writes every 3.75 s,
+// which git.min_interval's 4 s default stays under) and 300 an hour (one
+// per 12 s: a ref move every 36 s once a stream has spent the hour's burst).
+// A nil pacer does not pace.
 type pacer struct {
 	buckets []*bucket
 	mu      sync.Mutex
@@ -74,7 +76,7 @@ func newPacer(perMinute int, limits []WriteLimit) *pacer {
 			continue
 		}
 		usable := max(1, min(l.N-1, l.N*9/10))
-		burst := max(1, usable/2)
+		burst := max(1, usable/3)
 		refill := max(1, usable-burst) // at least one a Per
 		p.buckets = append(p.buckets, &bucket{
 			burst:    float64(burst),

@@ -18,7 +18,7 @@ type bucketShape struct {
 
 func TestPacer(t *testing.T) {
 	t.Parallel()
-	github := []bucketShape{{36, time.Minute / 36}, {225, 16 * time.Second}}
+	github := []bucketShape{{24, 1250 * time.Millisecond}, {150, 12 * time.Second}}
 	for _, tc := range []struct {
 		name      string
 		perMinute int
@@ -27,9 +27,9 @@ func TestPacer(t *testing.T) {
 	}{
 		{"GitHub's default", 0, nil, github},
 		{"GitHub's, spelled out", 0, SecondaryLimits, github},
-		{"four a minute", 4, nil, []bucketShape{{225, 16 * time.Second}, {1, 30 * time.Second}}},
-		{"two a minute: one at once, then one a minute", 2, nil, []bucketShape{{225, 16 * time.Second}, {1, time.Minute}}},
-		{"a test's small window", 0, []WriteLimit{{8, 6 * time.Second}}, []bucketShape{{3, 1500 * time.Millisecond}}},
+		{"four a minute", 4, nil, []bucketShape{{150, 12 * time.Second}, {1, 30 * time.Second}}},
+		{"two a minute: one at once, then one a minute", 2, nil, []bucketShape{{150, 12 * time.Second}, {1, time.Minute}}},
+		{"a test's small window", 0, []WriteLimit{{8, 6 * time.Second}}, []bucketShape{{2, 1200 * time.Millisecond}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -121,8 +121,8 @@ func TestPacerKeepsEveryWindow(t *testing.T) {
 			}
 		}
 	}
-	// 20 requests: 4 at once, then one per 240 ms of the longer bucket.
+	// 20 requests: 3 at once, then one per 200 ms of the longer bucket.
 	if took := sent[len(sent)-1].Sub(sent[0]); took < 3*time.Second {
-		t.Errorf("20 requests took %v, want the longer window's pace (about 3.8 s)", took)
+		t.Errorf("20 requests took %v, want the longer window's pace (about 3.4 s)", took)
 	}
 }
