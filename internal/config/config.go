@@ -45,11 +45,21 @@ type Git struct {
 	MinInterval Duration `yaml:"min_interval"`
 }
 
-// Defaults of git.min_interval. On GitHub, 2 s between moves also keeps the
-// three content writes of a move under the secondary limit of 80 a minute.
+// Defaults of git.min_interval.
+//
+// On GitHub a ref move costs three content-generating requests (CreateTree,
+// CreateCommit, updateRefs), and GitHub allows 80 of those a minute and 500
+// an hour per account. 4 s between moves is 45 a minute: under the 48 a
+// minute the github backend paces itself to (60% of 80, the rest left to
+// people's web edits and other tools on the same account), so a sustained
+// stream of pins is held to one move per 4 s by this interval alone, never
+// by a write waiting in the pacer (2 s, 90 a minute, was over GitHub's
+// limit). No interval short of 22 s keeps the hour's 500: the backend's
+// pacer does, spreading moves to one per 36 s once a stream has spent the
+// hour's burst (after about 4 minutes of moves every 4 s).
 const (
 	DefaultMinIntervalLocal  = 500 * time.Millisecond
-	DefaultMinIntervalGitHub = 2 * time.Second
+	DefaultMinIntervalGitHub = 4 * time.Second
 )
 
 // Author identifies the bot's own commits.

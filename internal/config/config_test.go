@@ -122,6 +122,18 @@ environments: [{name: dev, path: o/dev, track: latest}]
 	}
 }
 
+// TestMinIntervalGitHubKeepsTheWriteLimit: at the default interval, a
+// sustained stream's three content writes per ref move stay within the 48 a
+// minute the github backend paces to (60% of GitHub's 80), so the interval,
+// not the pacer, sets the rhythm.
+func TestMinIntervalGitHubKeepsTheWriteLimit(t *testing.T) {
+	t.Parallel()
+	const writesPerMove, pacedPerMinute = 3, 48
+	if got := writesPerMove * float64(time.Minute) / float64(DefaultMinIntervalGitHub); got > pacedPerMinute {
+		t.Errorf("%.1f content writes a minute at git.min_interval %s, over %d", got, DefaultMinIntervalGitHub, pacedPerMinute)
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	t.Parallel()
 	cases := []struct {

@@ -236,17 +236,18 @@ func BenchmarkBurst(b *testing.B) {
 	b.ReportMetric(took.Seconds()/float64(b.N)/1000*1e6, "µs/pin")
 }
 
-// BenchmarkBurstGitHub is BenchmarkBurst against the fake GitHub, with the
-// client's write pacing and git.min_interval at their defaults (80 writes a
-// minute, 2 s). It reports ref updates and content writes (trees, commits,
-// blobs) per burst, and content writes per minute (a burst shorter than a
-// minute counts whole): GitHub's secondary limit refuses more than 80 (the
-// fake has no such limit to trip, so the rate is measured instead).
+// BenchmarkBurstGitHub is BenchmarkBurst against the fake GitHub with its
+// secondary write limit on (GitHub's 80 content-generating requests a
+// minute and 500 an hour), the client's write pacing and git.min_interval at
+// their defaults. It reports ref updates, content writes (trees, commits,
+// blobs, ref updates) and requests refused as rate limited per burst, and
+// fails if any was: pinroll must never trip GitHub's limit.
 func BenchmarkBurstGitHub(b *testing.B) {
-	var updates, writes int
+	var updates, writes, limited int
 	var took time.Duration
 	for range b.N {
 		gh := fakegithub.New(b, "acme", "cloud-provisioning", "main", demo.Files())
+		gh.SetContentLimits(fakegithub.ContentLimits...)
 		repo, err := github.New(github.Options{Repo: gh.RepoURL(), APIURL: gh.URL(), Token: gh.Token()})
 		if err != nil {
 			b.Fatal(err)
@@ -267,10 +268,17 @@ func BenchmarkBurstGitHub(b *testing.B) {
 		}
 		calls := gh.Calls()
 		updates += calls[fakegithub.EndpointGraphQLMutation] + calls[fakegithub.EndpointUpdateRef]
-		writes += calls[fakegithub.EndpointCreateTree] + calls[fakegithub.EndpointCreateCommit] + calls[fakegithub.EndpointCreateBlob]
+		writes += gh.ContentWrites()
+		limited += gh.RateLimited()
 	}
 	b.ReportMetric(float64(updates)/float64(b.N), "updateRefs/op")
 	b.ReportMetric(float64(writes)/float64(b.N), "content-writes/op")
-	// A burst shorter than a minute fits in one rolling minute.
-	b.ReportMetric(float64(writes)/max(float64(b.N), took.Minutes()), "content-writes/min")
+	b.ReportMetric(float64(limited)/float64(b.N), "rate-limited/op")
+	b.ReportMetric(took.Seconds()/float64(b.N), "s/burst")
+	if limited > 0 {
+		b.Errorf("%d requests refused for GitHub's secondary rate limit, want 0", limited)
+	}
+	if per := float64(updates) / float64(b.N); per > 30 {
+		b.Errorf("%.1f updateRefs per burst, want at most 30", per)
+	}
 }

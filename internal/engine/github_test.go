@@ -184,6 +184,7 @@ func BenchmarkRollingPinGitHubLatency100ms(b *testing.B) {
 func BenchmarkRollingPinGitHubForeignWriter(b *testing.B) {
 	f := newGitHubFixture(b, nil)
 	f.gh.SetRateLimit(1 << 30)
+	f.gh.SetContentLimits() // b.N grows past 80 writes a minute (the client is unpaced)
 	ctx := context.Background()
 	if _, err := f.eng.Push(ctx, msg("warm", 1, "latest")); err != nil {
 		b.Fatal(err)
@@ -205,6 +206,7 @@ func BenchmarkRollingPinGitHubForeignWriter(b *testing.B) {
 func benchGitHub(b *testing.B, latency time.Duration, change bool) {
 	f := newGitHubFixture(b, nil)
 	f.gh.SetRateLimit(1 << 30) // b.N grows past GitHub's 5,000 calls an hour
+	f.gh.SetContentLimits()    // and past 80 writes a minute (the client is unpaced)
 	ctx := context.Background()
 	if _, err := f.eng.Push(ctx, msg("warm", 1, "latest")); err != nil {
 		b.Fatal(err)

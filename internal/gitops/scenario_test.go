@@ -50,6 +50,7 @@ func newGitHub(t testing.TB, writesPerMinute int) (*github.Repo, *fakegithub.Ser
 	t.Helper()
 	f := fakegithub.New(t, "acme", "gitops", branch, map[string][]byte{"placeholder": []byte("x")})
 	f.SetRateLimit(1 << 30)
+	f.SetContentLimits() // a world's history is set-up, written unpaced
 	r, err := github.New(github.Options{Repo: f.RepoURL(), APIURL: f.URL(), Token: f.Token(), WritesPerMinute: writesPerMinute})
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,11 @@
 // more: a binary or very large file read needs one REST blob call each, a
 // written file that is not valid UTF-8 one blob call each.
 //
+// Content-creating requests (every attempt of a tree, commit or blob write
+// and of the updateRefs mutation) are paced under GitHub's secondary limits
+// of 80 a minute and 500 an hour ([SecondaryLimits]), so that pinroll does
+// not trip them; see [Options.WritesPerMinute].
+//
 // Every call honours Retry-After and X-RateLimit-* (waiting when the wait
 // fits the context deadline, else failing with [ErrRateLimited]), retries
 // 5xx answers with backoff ([ErrTransient] when they persist), and errors
@@ -77,9 +82,15 @@ type Options struct {
 	// wait fails the call with [ErrRateLimited] at once.
 	MaxWait time.Duration
 	// WritesPerMinute paces content-creating requests (CreateTree,
-	// CreateCommit, CreateBlob) under GitHub's secondary limit: 0 means 80
-	// a minute, a negative number unpaced (tests, benchmarks).
+	// CreateCommit, CreateBlob, the updateRefs mutation) under GitHub's
+	// secondary limits: 0 means GitHub's (80 a minute and 500 an hour, or
+	// WriteLimits), a positive number replaces the minute's 80, a negative
+	// number does not pace at all (tests, benchmarks).
 	WritesPerMinute int
+	// WriteLimits replaces GitHub's [SecondaryLimits] as the limits writes
+	// are paced under, e.g. for a test against a fake GitHub with smaller
+	// windows. Empty means GitHub's.
+	WriteLimits []WriteLimit
 }
 
 // Repo is a GitHub repository as a [gitops.Repo]. It is safe for concurrent
@@ -92,7 +103,6 @@ type Repo struct {
 	lim         *limiter
 	log         *slog.Logger
 	secrets     []string
-	pace        *pacer // nil: unpaced
 
 	mu     sync.Mutex
 	repoID string            // GraphQL node ID, cached from the first query
@@ -147,6 +157,7 @@ func New(o Options) (*Repo, error) {
 	}
 	lim := newLimiter(auth, log, o.MaxWait)
 	lim.secrets = secrets
+	lim.pace = newPacer(o.WritesPerMinute, o.WriteLimits)
 	client := &http.Client{
 		Transport: lim,
 		Jar:       jar,
@@ -168,7 +179,6 @@ func New(o Options) (*Repo, error) {
 		owner: owner, name: name,
 		rest: rest, http: client, graphqlURL: gqlURL,
 		lim: lim, log: log, secrets: secrets,
-		pace: newPacer(o.WritesPerMinute),
 	}, nil
 }
 

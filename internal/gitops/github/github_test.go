@@ -795,7 +795,8 @@ func TestForbiddenIsNotARateLimit(t *testing.T) {
 func BenchmarkRollingPin(b *testing.B) {
 	f := fakegithub.New(b, "acme", "gitops", "main", seedFiles())
 	f.SetRateLimit(1 << 30) // b.N grows past GitHub's 5,000 calls an hour
-	r, err := New(Options{Repo: f.RepoURL(), APIURL: f.URL(), Token: f.Token()})
+	f.SetContentLimits()    // and past its 500 writes an hour
+	r, err := New(Options{Repo: f.RepoURL(), APIURL: f.URL(), Token: f.Token(), WritesPerMinute: -1})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -877,6 +878,65 @@ func TestMoveBranchRefusalCalls(t *testing.T) {
 			}
 			if f.Head("main") != want {
 				t.Errorf("main at %s, want %s", f.Head("main"), want)
+			}
+		})
+	}
+}
+
+// TestContentLimitRecovers runs a pin's three content writes (CreateTree,
+// CreateCommit, the updateRefs mutation) against the fake's real secondary
+// limit shrunk to seconds: an unpaced client is refused (REST 403 or
+// GraphQL 403, with Retry-After) and recovers by waiting; a client paced
+// under the same limit is never refused.
+func TestContentLimitRecovers(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		window  fakegithub.Window
+		paced   bool
+		refused int
+	}{
+		{"unpaced: the commit and the move refused", fakegithub.Window{Limit: 1, Per: 2 * time.Second}, false, 2},
+		{"unpaced: the move refused", fakegithub.Window{Limit: 2, Per: 2 * time.Second}, false, 1},
+		{"paced under the same limit", fakegithub.Window{Limit: 2, Per: 2 * time.Second}, true, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFake(t, seedFiles())
+			f.SetContentLimits(tc.window)
+			r := newRepo(t, f, func(o *Options) {
+				if tc.paced {
+					o.WritesPerMinute = 0
+					o.WriteLimits = []WriteLimit{{N: tc.window.Limit, Per: tc.window.Per}}
+				}
+			})
+			ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+			defer cancel()
+			s, err := r.Read(ctx, "main")
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			c, err := r.WriteCommit(ctx, gitops.NewCommit{BaseTree: s.Commit.Tree, Files: map[string][]byte{kust: []byte("digest: 2\n")},
+				Parents: []string{s.Commit.SHA}, Message: "pin", Author: bot, Committer: bot})
+			if err != nil {
+				t.Fatalf("WriteCommit: %v", err)
+			}
+			if err := r.MoveBranch(ctx, "main", s.Commit.SHA, c); err != nil {
+				t.Fatalf("MoveBranch: %v", err)
+			}
+			if f.Head("main") != c || string(f.File("main", kust)) != "digest: 2\n" {
+				t.Errorf("main at %s, want %s with the pin", f.Head("main"), c)
+			}
+			if got := f.RateLimited(); got != tc.refused {
+				t.Errorf("%d requests refused, want %d", got, tc.refused)
+			}
+			if f.ContentWrites() != 3 {
+				t.Errorf("%d content writes accepted, want 3", f.ContentWrites())
+			}
+			// Each refusal or paced write waits for the window to slide.
+			if took := time.Since(start); (tc.refused > 0 || tc.paced) && took < time.Second {
+				t.Errorf("took %v, want a wait for the window", took)
 			}
 		})
 	}

@@ -38,6 +38,19 @@ func (e *gqlErrors) has(typ string) bool {
 	return false
 }
 
+// secondary tells whether an error says a secondary rate limit was hit:
+// GitHub answers that with 403 (the limiter waits it out) or, its GraphQL
+// documentation says, with 200 and an error message
+// (https://docs.github.com/graphql/overview/rate-limits-and-query-limits-for-the-graphql-api#exceeding-the-rate-limit).
+func (e *gqlErrors) secondary() bool {
+	for _, g := range e.errs {
+		if strings.Contains(strings.ToLower(g.Message), "secondary rate limit") {
+			return true
+		}
+	}
+	return false
+}
+
 func (e *gqlErrors) Error() string {
 	var msgs []string
 	for i, g := range e.errs {
@@ -64,13 +77,17 @@ const maxResponse = 32 << 20
 // graphql runs one GraphQL operation, decoding "data" into out, and returns
 // the answer's X-GitHub-Request-Id. A transport or HTTP failure is an error;
 // GraphQL errors in a 200 answer come back as *gqlErrors (out may then hold
-// partial data). A primary rate limit, which
-// GitHub answers with 200 and a RATE_LIMITED error, is waited out like the
-// limiter does for REST.
+// partial data). A primary rate limit, which GitHub answers with 200 and a
+// RATE_LIMITED error, and a secondary one answered with 200, are waited out
+// like the limiter does for REST. A mutation is paced as a content-creating
+// request.
 func (r *Repo) graphql(ctx context.Context, query string, vars map[string]any, out any) (string, *gqlErrors, error) {
 	body, err := json.Marshal(map[string]any{"query": query, "variables": vars})
 	if err != nil {
 		return "", nil, fmt.Errorf("encode GraphQL request: %w", err)
+	}
+	if strings.HasPrefix(strings.TrimSpace(query), "mutation") {
+		ctx = asMutation(ctx) // paced as a content-creating request
 	}
 	var reqID string
 	var gerrs *gqlErrors
@@ -106,7 +123,7 @@ func (r *Repo) graphql(ctx context.Context, query string, vars map[string]any, o
 		gerrs = nil
 		if len(ans.Errors) > 0 {
 			gerrs = &gqlErrors{errs: ans.Errors, requestID: reqID}
-			if gerrs.has("RATE_LIMITED") || gerrs.has("RATE_LIMIT") {
+			if gerrs.has("RATE_LIMITED") || gerrs.has("RATE_LIMIT") || gerrs.secondary() {
 				err := r.lim.rateLimited(waits, graphqlResetWait(resp, r.lim.now()), resp.StatusCode, reqID, gerrs.errs[0].Message)
 				waits++
 				return err

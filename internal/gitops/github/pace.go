@@ -7,67 +7,120 @@ import (
 	"time"
 )
 
-// secondaryWritesPerMinute is GitHub's secondary rate limit on
-// content-creating requests
-// (https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api#about-secondary-rate-limits).
-const secondaryWritesPerMinute = 80
-
-// pacer is a token bucket for content-creating requests (CreateTree,
-// CreateCommit, CreateBlob): burst requests at once, then one per interval,
-// so that no rolling minute holds more than perMinute of them. The burst is
-// half of them, so that ordinary pins (two writes each) never wait. A nil
-// pacer does not pace.
-type pacer struct {
-	burst    float64
-	interval time.Duration
-
-	mu     sync.Mutex
-	tokens float64 // may go negative: requests that have reserved a later slot
-	last   time.Time
+// WriteLimit is a cap on content-creating requests: at most N in any Per.
+type WriteLimit struct {
+	N   int
+	Per time.Duration
 }
 
-// newPacer paces perMinute requests a minute: 0 means GitHub's 80, a
-// negative number not at all.
-func newPacer(perMinute int) *pacer {
+// SecondaryLimits are GitHub's secondary rate limits on content-generating
+// requests: "no more than 80 content-generating requests per minute and no
+// more than 500 content-generating requests per hour"
+// (https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api#about-secondary-rate-limits).
+// They count every REST POST, PATCH, PUT and DELETE and every GraphQL
+// mutation of the account, whatever the repository, web edits included.
+var SecondaryLimits = []WriteLimit{{N: 80, Per: time.Minute}, {N: 500, Per: time.Hour}}
+
+// pacer keeps content-creating requests (CreateTree, CreateCommit,
+// CreateBlob, the updateRefs mutation) under a set of limits, with one token
+// bucket per limit; a request takes a token from each, waiting for the
+// scarcest.
+//
+// A limit of N per Per is paced at 90% of N (at least one less), leaving the
+// rest to the account's other writers (a person's web edit counts too) and
+// to the time a request takes to reach GitHub. Of that, a third is the
+// bucket's burst and two thirds its refill over Per: any window of Per holds
+// no more than burst + refill, a lone pin after idle (three writes) never
+// waits, and a sustained stream settles at the refill rate of the slowest
+// bucket. With GitHub's limits the buckets hold 24 and 150 writes, refilled
+// at 48 a minute (one per 1.25 s: a ref move's three writes every 3.75 s,
+// which git.min_interval's 4 s default stays under) and 300 an hour (one
+// per 12 s: a ref move every 36 s once a stream has spent the hour's burst).
+// A nil pacer does not pace.
+type pacer struct {
+	buckets []*bucket
+	mu      sync.Mutex
+}
+
+// bucket is one token bucket of a pacer; guarded by pacer.mu.
+type bucket struct {
+	burst    float64
+	interval time.Duration // one token per interval
+	tokens   float64       // may go negative: requests that have reserved a later slot
+	last     time.Time
+}
+
+// newPacer paces under limits (GitHub's [SecondaryLimits] when empty), with
+// perMinute, when positive, replacing the one-minute limit (or adding one);
+// a negative perMinute does not pace at all.
+func newPacer(perMinute int, limits []WriteLimit) *pacer {
 	if perMinute < 0 {
 		return nil
 	}
-	if perMinute == 0 {
-		perMinute = secondaryWritesPerMinute
+	if len(limits) == 0 {
+		limits = SecondaryLimits
 	}
-	burst := max(1, perMinute/2)
-	if perMinute == burst {
-		perMinute++ // at least one refill a minute
+	if perMinute > 0 {
+		var out []WriteLimit
+		for _, l := range limits {
+			if l.Per != time.Minute {
+				out = append(out, l)
+			}
+		}
+		limits = append(out, WriteLimit{N: perMinute, Per: time.Minute})
 	}
-	return &pacer{
-		burst:    float64(burst),
-		interval: time.Minute / time.Duration(perMinute-burst),
-		tokens:   float64(burst),
-		last:     time.Now(),
+	p := &pacer{}
+	now := time.Now()
+	for _, l := range limits {
+		if l.N <= 0 || l.Per <= 0 {
+			continue
+		}
+		usable := max(1, min(l.N-1, l.N*9/10))
+		burst := max(1, usable/3)
+		refill := max(1, usable-burst) // at least one a Per
+		p.buckets = append(p.buckets, &bucket{
+			burst:    float64(burst),
+			interval: l.Per / time.Duration(refill),
+			tokens:   float64(burst),
+			last:     now,
+		})
 	}
+	return p
 }
 
-// refill adds the tokens earned since last; p.mu must be held.
-func (p *pacer) refill(now time.Time) {
-	p.tokens = min(p.burst, p.tokens+float64(now.Sub(p.last))/float64(p.interval))
-	p.last = now
+// refill adds the tokens earned since last; pacer.mu must be held.
+func (b *bucket) refill(now time.Time) {
+	b.tokens = min(b.burst, b.tokens+float64(now.Sub(b.last))/float64(b.interval))
+	b.last = now
 }
 
-// wait takes a token, waiting for it when there is none; a wait that would
-// end past ctx's deadline fails at once.
+// need is how long until b has n more tokens than it has now.
+func (b *bucket) need(n float64) time.Duration {
+	return time.Duration(max(0, n-b.tokens) * float64(b.interval))
+}
+
+// wait takes a token of every bucket, waiting for the scarcest when one has
+// none; a wait that would end past ctx's deadline takes nothing and fails at
+// once with ErrRateLimited (retry after the wait).
 func (p *pacer) wait(ctx context.Context) error {
-	if p == nil {
+	if p == nil || len(p.buckets) == 0 {
 		return nil
 	}
 	p.mu.Lock()
 	now := time.Now()
-	p.refill(now)
-	d := time.Duration((1 - p.tokens) * float64(p.interval))
+	var d time.Duration
+	for _, b := range p.buckets {
+		b.refill(now)
+		d = max(d, b.need(1))
+	}
 	if dl, ok := ctx.Deadline(); ok && d > 0 && now.Add(d).After(dl) {
 		p.mu.Unlock()
-		return fmt.Errorf("pacing writes under GitHub's secondary rate limit needs %s, past the deadline", d.Round(time.Millisecond))
+		return &apiError{kind: ErrRateLimited, retryAfter: d,
+			msg: fmt.Sprintf("pacing writes under GitHub's secondary rate limit needs %s, past the deadline", d.Round(time.Millisecond))}
 	}
-	p.tokens--
+	for _, b := range p.buckets {
+		b.tokens--
+	}
 	p.mu.Unlock()
 	if d <= 0 {
 		return nil
@@ -89,10 +142,16 @@ func (p *pacer) writeTime(n int) time.Duration {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.refill(time.Now())
-	return time.Duration(max(0, float64(n)-p.tokens) * float64(p.interval))
+	var d time.Duration
+	now := time.Now()
+	for _, b := range p.buckets {
+		b.refill(now)
+		d = max(d, b.need(float64(n)))
+	}
+	return d
 }
 
 // WriteTime is the least time writing commits more commits takes at the
-// paced rate (one CreateTree and one CreateCommit each).
-func (r *Repo) WriteTime(commits int) time.Duration { return r.pace.writeTime(2 * commits) }
+// paced rate (one CreateTree and one CreateCommit each, and the one
+// updateRefs that moves the branch).
+func (r *Repo) WriteTime(commits int) time.Duration { return r.lim.pace.writeTime(2*commits + 1) }

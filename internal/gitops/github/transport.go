@@ -30,7 +30,9 @@ const (
 )
 
 // limiter is the http.RoundTripper every GitHub call goes through (REST and
-// GraphQL alike). It counts calls, retries 5xx answers and network errors
+// GraphQL alike). It paces content-creating requests (every attempt of a
+// REST write or a GraphQL mutation) under GitHub's secondary limits, counts
+// calls, retries 5xx answers and network errors
 // with exponential backoff and jitter, and honours Retry-After and
 // X-RateLimit-Reset when the wait fits the request's context deadline and
 // maxWait; otherwise it fails with ErrRateLimited or ErrTransient. Other
@@ -45,6 +47,7 @@ type limiter struct {
 	maxRateWaits int
 	now          func() time.Time
 	secrets      []string // redacted from logged error texts
+	pace         *pacer   // content-creating requests wait here; nil: unpaced
 }
 
 func newLimiter(next http.RoundTripper, log *slog.Logger, maxWait time.Duration) *limiter {
@@ -122,6 +125,11 @@ func (l *limiter) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			return fmt.Errorf("rewind request body: %w", err)
 		}
+		if contentCreating(req) {
+			if err := l.pace.wait(ctx); err != nil {
+				return err
+			}
+		}
 		l.calls.Add(1)
 		start := l.now()
 		resp, err = l.next.RoundTrip(r)
@@ -182,6 +190,30 @@ func (l *limiter) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	return resp, nil
+}
+
+// mutationKey marks the context of a GraphQL mutation (see [asMutation]).
+type mutationKey struct{}
+
+// asMutation marks ctx as the context of a GraphQL mutation, which GitHub
+// counts as content-generating like a REST write.
+func asMutation(ctx context.Context) context.Context {
+	return context.WithValue(ctx, mutationKey{}, true)
+}
+
+// contentCreating tells whether GitHub counts req against its limits on
+// content-generating requests: a REST POST, PATCH, PUT or DELETE, or a
+// GraphQL mutation (a GraphQL query is a POST too, and does not count).
+func contentCreating(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodPost, http.MethodPatch, http.MethodPut, http.MethodDelete:
+	default:
+		return false
+	}
+	if strings.HasSuffix(req.URL.Path, "/graphql") {
+		return req.Context().Value(mutationKey{}) != nil
+	}
+	return true
 }
 
 // redact hides secrets in a text about to be logged.

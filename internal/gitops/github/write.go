@@ -67,9 +67,6 @@ func (r *Repo) writeCommit(ctx context.Context, c gitops.NewCommit) (string, str
 			}
 			entries = append(entries, e)
 		}
-		if err := r.pace.wait(ctx); err != nil {
-			return "", "", err
-		}
 		var t *gh.Tree
 		err := r.restCall(ctx, func() (*ghResponse, error) {
 			var resp *ghResponse
@@ -99,9 +96,6 @@ func (r *Repo) writeCommit(ctx context.Context, c gitops.NewCommit) (string, str
 	for _, p := range c.Parents {
 		commit.Parents = append(commit.Parents, &gh.Commit{SHA: gh.String(p)})
 	}
-	if err := r.pace.wait(ctx); err != nil {
-		return "", "", err
-	}
 	var out *gh.Commit
 	err := r.restCall(ctx, func() (*ghResponse, error) {
 		var resp *ghResponse
@@ -119,9 +113,6 @@ func (r *Repo) writeCommit(ctx context.Context, c gitops.NewCommit) (string, str
 }
 
 func (r *Repo) createBlob(ctx context.Context, b []byte) (string, error) {
-	if err := r.pace.wait(ctx); err != nil {
-		return "", err
-	}
 	var out *gh.Blob
 	err := r.restCall(ctx, func() (*ghResponse, error) {
 		var resp *ghResponse

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -617,5 +618,90 @@ func TestHelpers(t *testing.T) {
 	}
 	if s.Log("nobranch") != nil || s.Head("nobranch") != "" {
 		t.Error("a missing branch has a log or head")
+	}
+}
+
+// TestContentLimits: content-generating requests (REST writes, GraphQL
+// mutations) over a window are refused as GitHub does, reads are not, the
+// refusals are counted, and the window lets requests in again once it has
+// slid past; GitHub's own numbers are on by default.
+func TestContentLimits(t *testing.T) {
+	t.Parallel()
+	if s := newServer(t); len(s.second.windows) != 2 || s.second.windows[0] != (Window{80, time.Minute}) || s.second.windows[1] != (Window{500, time.Hour}) {
+		t.Fatalf("default windows %v, want GitHub's 80 a minute and 500 an hour", s.second.windows)
+	}
+	const mutation = `mutation M($input: UpdateRefsInput!) { updateRefs(input: $input) { clientMutationId } }`
+	for _, tc := range []struct {
+		name      string
+		windows   []Window
+		slide     bool          // sleep past a one-second window after 3 writes
+		accepted  int           // writes accepted before the first refusal
+		retryMin  int           // least Retry-After of the refusal, seconds
+		retryMax  int           // and most
+		thenSleep time.Duration // after which one more write is accepted (0: not tried)
+	}{
+		{"per second", []Window{{3, time.Second}}, false, 3, 1, 1, 1100 * time.Millisecond},
+		{"the longer window binds", []Window{{3, time.Second}, {4, time.Hour}}, true, 4, 3599, 3600, 0},
+		{"off", nil, false, 12, 0, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := newServer(t)
+			s.SetContentLimits(tc.windows...)
+			auth := "Bearer " + s.Token()
+			blob := func() answer {
+				return call(t, s, "POST", "/repos/acme/gitops/git/blobs", auth, map[string]any{"content": "x", "encoding": "utf-8"})
+			}
+			accepted := 0
+			var refused answer
+			for i := 0; i < 12 && refused.status == 0; i++ {
+				if i == 3 && tc.slide {
+					time.Sleep(1100 * time.Millisecond) // the per-second window slides
+				}
+				switch a := blob(); a.status {
+				case http.StatusCreated:
+					accepted++
+				default:
+					refused = a
+				}
+			}
+			if accepted != tc.accepted {
+				t.Fatalf("%d writes accepted, want %d", accepted, tc.accepted)
+			}
+			if tc.windows == nil {
+				if s.RateLimited() != 0 || s.ContentWrites() != 12 {
+					t.Errorf("limits off: %d refused, %d writes", s.RateLimited(), s.ContentWrites())
+				}
+				return
+			}
+			ra, _ := strconv.Atoi(refused.header.Get("Retry-After"))
+			if refused.status != http.StatusForbidden || ra < tc.retryMin || ra > tc.retryMax ||
+				!strings.Contains(string(refused.body), "exceeded a secondary rate limit") || !strings.Contains(string(refused.body), refused.header.Get("X-GitHub-Request-Id")) ||
+				refused.header.Get("X-RateLimit-Remaining") == "0" {
+				t.Fatalf("refusal: %d Retry-After %q remaining %q %s", refused.status, refused.header.Get("Retry-After"), refused.header.Get("X-RateLimit-Remaining"), refused.body)
+			}
+			// A mutation is refused alike (HTTP 403, not a GraphQL error);
+			// reads go through.
+			m := call(t, s, "POST", "/graphql", auth, map[string]any{"query": mutation, "variables": map[string]any{"input": map[string]any{
+				"repositoryId": s.RepositoryID(), "refUpdates": []any{map[string]any{"name": "refs/heads/x", "beforeOid": strings.Repeat("0", 40), "afterOid": s.Head("main")}}}}})
+			if m.status != http.StatusForbidden || !strings.Contains(string(m.body), "secondary rate limit") {
+				t.Errorf("mutation over the limit: %d %s", m.status, m.body)
+			}
+			if a := call(t, s, "GET", "/repos/acme/gitops/git/ref/heads/main", auth, nil); a.status != http.StatusOK {
+				t.Errorf("a read over the write limit: %d", a.status)
+			}
+			if d := dig(gql(t, s, `{ viewer { login } }`, nil), "data", "viewer", "login"); d != "fake-user" {
+				t.Errorf("a query over the write limit: %v", d)
+			}
+			if s.RateLimited() != 2 || s.ContentWrites() != tc.accepted {
+				t.Errorf("%d refused, %d writes; want 2 and %d", s.RateLimited(), s.ContentWrites(), tc.accepted)
+			}
+			if tc.thenSleep > 0 {
+				time.Sleep(tc.thenSleep)
+				if a := blob(); a.status != http.StatusCreated {
+					t.Errorf("after the window slid: %d %s", a.status, a.body)
+				}
+			}
+		})
 	}
 }

@@ -12,7 +12,12 @@
 //     PATCH git/refs (a non-forced PATCH must fast-forward), and
 //     POST /app/installations/{id}/access_tokens for GitHub App auth;
 //   - an Authorization header on every call (401 "Bad credentials" otherwise),
-//     X-GitHub-Request-Id and X-RateLimit-* headers on every answer.
+//     X-GitHub-Request-Id and X-RateLimit-* headers on every answer;
+//   - GitHub's secondary limits on content-generating requests (REST writes
+//     and GraphQL mutations: 80 a minute, 500 an hour, [ContentLimits]),
+//     refused with 403, Retry-After and GitHub's message, and counted by
+//     [Server.RateLimited]; [Server.SetContentLimits] shrinks them for a
+//     test or turns them off.
 //
 // Tests drive it with [Server.Commit] (a person's commit), read it back with
 // [Server.Log] and [Server.File], count calls with [Server.Calls], and inject
@@ -88,6 +93,7 @@ type Server struct {
 	latency  time.Duration
 	faults   []*fault
 	rate     rateState
+	second   secondary
 	hooks    []func()
 	foreign  int // ref updates still to be preceded by a foreign commit
 	staleTyp string
@@ -152,6 +158,7 @@ func New(t testing.TB, owner, repo, branch string, files map[string][]byte) *Ser
 		st:       memory.NewStorage(),
 		calls:    map[string]int{},
 		rate:     rateState{limit: DefaultRateLimit, remaining: DefaultRateLimit, reset: time.Now().Add(time.Hour)},
+		second:   secondary{windows: append([]Window(nil), ContentLimits...)},
 		staleTyp: "STALE_DATA",
 		apps:     map[int64]*app{},
 		issued:   map[string]installToken{},
@@ -347,12 +354,24 @@ func (s *Server) handler() http.Handler {
 			return
 		}
 		if limited := s.writeRateHeaders(w, key, true); limited {
+			s.mu.Lock()
+			s.second.refused++
+			s.mu.Unlock()
 			if strings.HasPrefix(key, "graphql") {
 				writeJSON(w, http.StatusOK, gqlResponse{Errors: []gqlError{{Type: "RATE_LIMITED", Message: "API rate limit exceeded for user ID 1."}}})
 				return
 			}
 			writeJSON(w, http.StatusForbidden, restError{Message: "API rate limit exceeded for user ID 1.", DocumentationURL: "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"})
 			return
+		}
+		if contentGenerating(key, r.Method) {
+			s.mu.Lock()
+			wait, ok := s.admitContent(time.Now())
+			s.mu.Unlock()
+			if !ok {
+				s.writeSecondaryLimit(w, key, wait)
+				return
+			}
 		}
 		rest.ServeHTTP(w, r)
 	})
@@ -411,6 +430,9 @@ func (s *Server) writeFault(w http.ResponseWriter, key string, f Fault) {
 	h := w.Header()
 	s.mu.Lock()
 	r := s.rate
+	if f.RetryAfter > 0 || f.RateLimitReset > 0 || f.Status == http.StatusTooManyRequests {
+		s.second.refused++
+	}
 	s.mu.Unlock()
 	h.Set("X-RateLimit-Limit", strconv.Itoa(r.limit))
 	h.Set("X-RateLimit-Resource", resource(key))

@@ -154,7 +154,10 @@ func OpenLocal(t testing.TB, l ledger.Ledger) *World {
 func OpenGitHub(t testing.TB) *World {
 	t.Helper()
 	gh := fakegithub.New(t, "acme", "cloud-provisioning", "main", demo.Files())
-	r, err := github.New(github.Options{Repo: gh.RepoURL(), APIURL: gh.URL(), Token: gh.Token()})
+	// A world plays a week of pins in seconds: its writes are not paced,
+	// and the fake does not limit them (ratelimit_test.go in engine does).
+	gh.SetContentLimits()
+	r, err := github.New(github.Options{Repo: gh.RepoURL(), APIURL: gh.URL(), Token: gh.Token(), WritesPerMinute: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
