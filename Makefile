@@ -5,9 +5,10 @@ CONFIG  ?= examples/pinroll.yaml
 # A webhook secret for the local demo only (pinroll refuses unsigned webhooks).
 export PINROLL_WEBHOOK_SECRET ?= local-demo-secret
 PKGS    := ./...
-# pinroll never loads Go plugins: without kustomize's plugin loader (which
-# imports "plugin", making the linker keep and export every symbol) and
-# without cgo, the binary is a quarter smaller and serve's RSS 15 MiB lower.
+# pinroll loads no Go plugins. With cgo, kustomize's plugin loader (it imports
+# "plugin") makes the linker keep and export every symbol: 17 MB more binary
+# and 14 MiB more RSS for serve. The tag leaves the loader out; CGO_ENABLED=0
+# (static, no libc) alone has the same effect and saves 1.5 MiB more.
 BUILD_FLAGS := -tags=kustomize_disable_go_plugin_support
 
 .DEFAULT_GOAL := help
