@@ -22,12 +22,13 @@ import (
 	"github.com/pinroll/pinroll/internal/testing/gittest"
 )
 
-// The burst BenchmarkServeBurstRSS sends: distinct pushes of the demo's
-// tracked tag, this many in flight at a time.
-const (
-	rssBurst       = 1000
-	rssConcurrency = 16
-)
+// rssLoad is what one op of an RSS benchmark sends to a fresh `pinroll
+// serve`: n distinct pushes of the demo's tracked tag, concurrency at a time.
+type rssLoad struct {
+	n, concurrency int
+	// minInterval, when set, replaces the demo's git.min_interval.
+	minInterval string
+}
 
 // BenchmarkServeBurstRSS measures the memory of a real `pinroll serve`
 // process after a burst (issue 14: VmRSS ≤ 40 MiB). It builds the binary as
@@ -47,7 +48,7 @@ func BenchmarkServeBurstRSS(b *testing.B) {
 	bin := buildPinroll(b)
 	var sum rssFigures
 	for range b.N {
-		f := serveBurst(b, bin)
+		f := serveBurst(b, bin, rssLoad{n: 1000, concurrency: 16})
 		sum.vmRSS += f.vmRSS
 		sum.rssAnon += f.rssAnon
 		sum.rssFile += f.rssFile
@@ -90,14 +91,17 @@ func buildPinroll(b *testing.B) string {
 	return bin
 }
 
-// serveBurst runs one burst against a fresh demo and returns the server's
-// memory figures after it.
-func serveBurst(b *testing.B, bin string) rssFigures {
+// serveBurst sends load to `pinroll serve` on a fresh demo and returns the
+// server's memory figures after it.
+func serveBurst(b *testing.B, bin string, load rssLoad) rssFigures {
 	b.Helper()
 	dir := b.TempDir()
 	cfg, err := os.ReadFile(filepath.Join("..", "..", "examples", "pinroll.yaml"))
 	if err != nil {
 		b.Fatal(err)
+	}
+	if load.minInterval != "" {
+		cfg = bytes.Replace(cfg, []byte("  branch: main\n"), []byte("  branch: main\n  min_interval: "+load.minInterval+"\n"), 1)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "pinroll.yaml"), cfg, 0o644); err != nil {
 		b.Fatal(err)
@@ -110,10 +114,10 @@ func serveBurst(b *testing.B, bin string) rssFigures {
 
 	base := "http://" + srv.addr
 	msgs := make(chan gar.Message)
-	errs := make(chan error, rssBurst)
-	client := &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: rssConcurrency}}
+	errs := make(chan error, load.n)
+	client := &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: load.concurrency}}
 	var wg sync.WaitGroup
-	for range rssConcurrency {
+	for range load.concurrency {
 		wg.Go(func() {
 			for m := range msgs {
 				if err := deliverEnvelope(client, base, m); err != nil {
@@ -123,7 +127,7 @@ func serveBurst(b *testing.B, bin string) rssFigures {
 		})
 	}
 	b.ResetTimer()
-	for i := range rssBurst {
+	for i := range load.n {
 		msgs <- push(fmt.Sprintf("rss-%04d", i), serverRepo, digest(i), "latest", i)
 	}
 	close(msgs)
@@ -137,10 +141,10 @@ func serveBurst(b *testing.B, bin string) rssFigures {
 		}
 	}
 	if failed > 0 {
-		b.Fatalf("%d of %d deliveries failed; pinroll serve logs in %s", failed, rssBurst, srv.logPath)
+		b.Fatalf("%d of %d deliveries failed; pinroll serve logs in %s", failed, load.n, srv.logPath)
 	}
 	repo := filepath.Join(dir, ".pinroll", "gitops.git")
-	if got, want := string(gittest.File(b, repo, "main", devPath)), digest(rssBurst-1); !strings.Contains(got, "digest: "+want+"\n") {
+	if got, want := string(gittest.File(b, repo, "main", devPath)), digest(load.n-1); !strings.Contains(got, "digest: "+want+"\n") {
 		b.Fatalf("dev does not pin the newest digest %s:\n%s", want, got)
 	}
 
@@ -354,4 +358,28 @@ func TestBuildLeavesOutGoPlugins(t *testing.T) {
 			t.Fatalf("go build %s ./cmd/pinroll links the plugin package; find who imports it with go list -deps -f '{{.ImportPath}} {{.Imports}}'", defaultBuildFlags)
 		}
 	}
+}
+
+// BenchmarkServeLongRunRSS is BenchmarkServeBurstRSS after a long life
+// rather than a burst: 3,000 pins one at a time with git.min_interval 1ms,
+// each its own ref move, so that every cache pinroll keeps is filled.
+func BenchmarkServeLongRunRSS(b *testing.B) {
+	if _, err := os.Stat("/proc/self/smaps_rollup"); err != nil {
+		b.Skip("no /proc/PID/smaps_rollup on this system: VmRSS cannot be read")
+	}
+	gittest.RequireGit(b)
+	bin := buildPinroll(b)
+	var sum rssFigures
+	for range b.N {
+		f := serveBurst(b, bin, rssLoad{n: 3000, concurrency: 1, minInterval: "1ms"})
+		sum.vmRSS += f.vmRSS
+		sum.rssAnon += f.rssAnon
+		sum.rssFile += f.rssFile
+		sum.vmHWM += f.vmHWM
+	}
+	n := float64(b.N)
+	b.ReportMetric(sum.vmRSS/n, "VmRSS-MiB")
+	b.ReportMetric(sum.rssAnon/n, "RssAnon-MiB")
+	b.ReportMetric(sum.rssFile/n, "RssFile-MiB")
+	b.ReportMetric(sum.vmHWM/n, "VmHWM-MiB")
 }
