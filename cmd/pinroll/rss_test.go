@@ -32,15 +32,30 @@ type rssLoad struct {
 
 // BenchmarkServeBurstRSS measures the memory of a real `pinroll serve`
 // process after a burst (issue 14: VmRSS ≤ 40 MiB). It builds the binary as
-// `make build` does (see [buildPinroll]), seeds the demo (`pinroll demo`, examples/pinroll.yaml: a
-// local repository and a bbolt ledger) in a temp dir, serves it on a loopback
-// port, and POSTs 1,000 distinct Pub/Sub push envelopes of latest to /gar, 16
-// at a time. Once every delivery answered 2xx and dev pins the newest digest,
-// it reads /proc/PID/status and reports VmRSS, RssAnon (heap, stacks), RssFile
-// (the mapped binary) and VmHWM (the peak) in MiB; -v logs the largest
-// mappings of /proc/PID/smaps. Environment variables of the Go runtime
-// (GOGC, GOMEMLIMIT, GODEBUG, GOMAXPROCS) reach the server, to compare.
+// `make build` does (see [buildPinroll]), seeds the demo (`pinroll demo`,
+// examples/pinroll.yaml: a local repository and a bbolt ledger) in a temp
+// dir, serves it on a loopback port, and POSTs 1,000 distinct Pub/Sub push
+// envelopes of latest to /gar, 16 at a time. Once every delivery answered 2xx
+// and dev pins the newest digest, it reads /proc/PID/status and reports
+// VmRSS, RssAnon (heap, stacks), RssFile (the mapped binary, the bbolt file)
+// and VmHWM (the peak) in MiB; -v logs the largest mappings of
+// /proc/PID/smaps and the totals of smaps_rollup. The Go runtime's
+// environment variables (GOGC, GOMEMLIMIT, GODEBUG, GOMAXPROCS) reach the
+// server, to compare settings.
 func BenchmarkServeBurstRSS(b *testing.B) {
+	benchRSS(b, rssLoad{n: 1000, concurrency: 16})
+}
+
+// BenchmarkServeLongRunRSS is BenchmarkServeBurstRSS after a long life
+// rather than a burst: 3,000 pins one at a time with git.min_interval 1ms,
+// each its own ref move, so that every cache pinroll keeps is filled.
+func BenchmarkServeLongRunRSS(b *testing.B) {
+	benchRSS(b, rssLoad{n: 3000, concurrency: 1, minInterval: "1ms"})
+}
+
+// benchRSS sends load to a fresh `pinroll serve` per op and reports the
+// server's memory figures after it, averaged over the ops.
+func benchRSS(b *testing.B, load rssLoad) {
 	if _, err := os.Stat("/proc/self/smaps_rollup"); err != nil {
 		b.Skip("no /proc/PID/smaps_rollup on this system: VmRSS cannot be read")
 	}
@@ -48,7 +63,7 @@ func BenchmarkServeBurstRSS(b *testing.B) {
 	bin := buildPinroll(b)
 	var sum rssFigures
 	for range b.N {
-		f := serveBurst(b, bin, rssLoad{n: 1000, concurrency: 16})
+		f := serveBurst(b, bin, load)
 		sum.vmRSS += f.vmRSS
 		sum.rssAnon += f.rssAnon
 		sum.rssFile += f.rssFile
@@ -74,13 +89,17 @@ const defaultBuildFlags = "-tags=kustomize_disable_go_plugin_support"
 // environment says otherwise, CGO_ENABLED=0.
 func buildPinroll(b *testing.B) string {
 	b.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		b.Skipf("go command not found: %v", err)
+	}
 	bin := filepath.Join(b.TempDir(), "pinroll")
 	flags, ok := os.LookupEnv("PINROLL_BUILD_FLAGS")
 	if !ok {
 		flags = defaultBuildFlags
 	}
 	args := append([]string{"build", "-o", bin}, strings.Fields(flags)...)
-	cmd := exec.Command("go", append(args, ".")...)
+	cmd := exec.Command(goBin, append(args, ".")...)
 	cmd.Env = os.Environ()
 	if _, ok := os.LookupEnv("CGO_ENABLED"); !ok {
 		cmd.Env = append(cmd.Env, "CGO_ENABLED=0")
@@ -348,8 +367,12 @@ func topMappings(pid, n int) (string, error) {
 // more RSS for serve.
 func TestBuildLeavesOutGoPlugins(t *testing.T) {
 	t.Parallel()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("go command not found: %v", err)
+	}
 	args := append([]string{"list", "-deps"}, strings.Fields(defaultBuildFlags)...)
-	out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
+	out, err := exec.Command(goBin, append(args, ".")...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("go list: %v\n%s", err, out)
 	}
@@ -358,28 +381,4 @@ func TestBuildLeavesOutGoPlugins(t *testing.T) {
 			t.Fatalf("go build %s ./cmd/pinroll links the plugin package; find who imports it with go list -deps -f '{{.ImportPath}} {{.Imports}}'", defaultBuildFlags)
 		}
 	}
-}
-
-// BenchmarkServeLongRunRSS is BenchmarkServeBurstRSS after a long life
-// rather than a burst: 3,000 pins one at a time with git.min_interval 1ms,
-// each its own ref move, so that every cache pinroll keeps is filled.
-func BenchmarkServeLongRunRSS(b *testing.B) {
-	if _, err := os.Stat("/proc/self/smaps_rollup"); err != nil {
-		b.Skip("no /proc/PID/smaps_rollup on this system: VmRSS cannot be read")
-	}
-	gittest.RequireGit(b)
-	bin := buildPinroll(b)
-	var sum rssFigures
-	for range b.N {
-		f := serveBurst(b, bin, rssLoad{n: 3000, concurrency: 1, minInterval: "1ms"})
-		sum.vmRSS += f.vmRSS
-		sum.rssAnon += f.rssAnon
-		sum.rssFile += f.rssFile
-		sum.vmHWM += f.vmHWM
-	}
-	n := float64(b.N)
-	b.ReportMetric(sum.vmRSS/n, "VmRSS-MiB")
-	b.ReportMetric(sum.rssAnon/n, "RssAnon-MiB")
-	b.ReportMetric(sum.rssFile/n, "RssFile-MiB")
-	b.ReportMetric(sum.vmHWM/n, "VmHWM-MiB")
 }
