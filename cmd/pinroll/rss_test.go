@@ -120,7 +120,11 @@ func serveBurst(b *testing.B, bin string, load rssLoad) rssFigures {
 		b.Fatal(err)
 	}
 	if load.minInterval != "" {
-		cfg = bytes.Replace(cfg, []byte("  branch: main\n"), []byte("  branch: main\n  min_interval: "+load.minInterval+"\n"), 1)
+		branch := []byte("\n  branch: main\n")
+		if !bytes.Contains(cfg, branch) {
+			b.Fatalf("examples/pinroll.yaml has no %q line to add git.min_interval after", bytes.TrimSpace(branch))
+		}
+		cfg = bytes.Replace(cfg, branch, append(branch, "  min_interval: "+load.minInterval+"\n"...), 1)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "pinroll.yaml"), cfg, 0o644); err != nil {
 		b.Fatal(err)
@@ -160,7 +164,7 @@ func serveBurst(b *testing.B, bin string, load rssLoad) rssFigures {
 		}
 	}
 	if failed > 0 {
-		b.Fatalf("%d of %d deliveries failed; pinroll serve logs in %s", failed, load.n, srv.logPath)
+		b.Fatalf("%d of %d deliveries failed; pinroll serve's last log lines:\n%s", failed, load.n, srv.logTail())
 	}
 	repo := filepath.Join(dir, ".pinroll", "gitops.git")
 	if got, want := string(gittest.File(b, repo, "main", devPath)), digest(load.n-1); !strings.Contains(got, "digest: "+want+"\n") {
@@ -251,6 +255,12 @@ func startServe(b *testing.B, bin, dir string) *serveProc {
 		p.addr = servingAddr(p.logPath)
 	}
 	return p
+}
+
+// logTail is the end of what the server logged, for a failure message.
+func (p *serveProc) logTail() string {
+	b, _ := os.ReadFile(p.logPath)
+	return string(b[max(0, len(b)-4096):])
 }
 
 // servingAddr is the address of the "pinroll serving" line in the log at
