@@ -5,6 +5,11 @@ CONFIG  ?= examples/pinroll.yaml
 # A webhook secret for the local demo only (pinroll refuses unsigned webhooks).
 export PINROLL_WEBHOOK_SECRET ?= local-demo-secret
 PKGS    := ./...
+# pinroll loads no Go plugins. With cgo, kustomize's plugin loader (it imports
+# "plugin") makes the linker keep and export every symbol: 17 MB more binary
+# and 14 MiB more RSS for serve. The tag leaves the loader out; CGO_ENABLED=0
+# (static, no libc) alone has the same effect and saves 1.5 MiB more.
+BUILD_FLAGS := -tags=kustomize_disable_go_plugin_support
 
 .DEFAULT_GOAL := help
 
@@ -13,8 +18,8 @@ help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
-build: ## Build bin/pinroll
-	$(GO) build -o $(BIN) ./cmd/pinroll
+build: ## Build bin/pinroll (static, without Go plugin support)
+	CGO_ENABLED=0 $(GO) build $(BUILD_FLAGS) -o $(BIN) ./cmd/pinroll
 
 .PHONY: run
 run: build ## Seed the local demo GitOps repo + bbolt ledger under .pinroll/ and serve on :8080
@@ -35,6 +40,10 @@ bench: ## Run the benchmarks (custom metrics such as api-calls/op; p50/p99 over 
 .PHONY: bench-anchor
 bench-anchor: ## Time the CI job pinroll replaces (clone + kustomize edit set image + commit + push) beside pinroll's HTTP pin; prints pinroll/anchor
 	$(GO) test -run '^$$' -bench Anchor -benchtime 10x -count=1 ./internal/server
+
+.PHONY: bench-rss
+bench-rss: ## VmRSS of pinroll serve (built as by make build) after 1,000 push deliveries, 16 at a time, on the demo
+	PINROLL_BUILD_FLAGS='$(BUILD_FLAGS)' CGO_ENABLED=0 $(GO) test -run '^$$' -bench ServeBurstRSS -benchtime 3x -count=1 -v ./cmd/pinroll
 
 .PHONY: emulators
 emulators: ## Run the Firestore (127.0.0.1:8681) and Pub/Sub (127.0.0.1:8685) emulators until Ctrl-C

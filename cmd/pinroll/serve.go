@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -27,10 +28,20 @@ func init() {
 	}
 }
 
+// gcPercent is the garbage collector's target for the commands that run
+// pinroll in process (serve, watch) when $GOGC sets none: a heap allowed to
+// grow by half its live size between collections, not by all of it. Their
+// live heap is a few MiB, so the collections this adds are cheap, and a burst
+// of 1,000 deliveries leaves 2 MiB less resident (make bench-rss).
+const gcPercent = 50
+
 // openApp loads the config (--config, else $PINROLL_CONFIG, else
 // ./pinroll.yaml) and opens the app it describes, logging JSON to stdout: the
 // start of every command that runs pinroll in process (serve, watch).
 func openApp(ctx context.Context, env *cliEnv, cfgFlag string) (*app.App, *slog.Logger, error) {
+	if env.getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 	cfg, err := loadConfig(env, cfgFlag)
 	if err != nil {
 		return nil, nil, err

@@ -32,8 +32,10 @@ import (
 	"github.com/pinroll/pinroll/internal/retry"
 )
 
-// cacheSize bounds the memory go-git's object cache may hold.
-const cacheSize = 16 * cache.MiByte
+// cacheSize bounds the memory go-git's object cache may hold: a reconcile
+// reads a few kilobytes (the tip, the trees down to the overlays, their
+// files), and a larger cache only fills with old tips over a long run.
+const cacheSize = 2 * cache.MiByte
 
 // Repo is a git repository on disk. It implements [gitops.Repo] and is safe for
 // concurrent use by multiple goroutines, and by other processes that follow
