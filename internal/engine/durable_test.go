@@ -147,26 +147,8 @@ func TestRoundNobodyWaitsForRecordsItself(t *testing.T) {
 // its mark, after the rule ran.
 func TestPushUnblocksRequiredRelease(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, with{config: func(gitDir string) *config.Config {
-		c, err := config.Parse(fmt.Appendf(nil, `git: {repo: %s, min_interval: 1ns}
-images: [{name: server, repository: %s, source: acme/backend}]
-environments:
-  - {name: dev, path: k8s/namespaces/backend/overlays/dev, track: latest}
-  - {name: prod, path: k8s/namespaces/backend/overlays/prod, release: {require: dev}}
-`, gitDir, repo))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}})
+	f := requireFixture(t, nil)
 	ctx := context.Background()
-	if _, err := f.eng.Push(ctx, msg("v", 7, "v1.0.0")); err != nil {
-		t.Fatal(err)
-	}
-	rel := engine.Release{Delivery: "d1", Action: "published", Repository: "acme/backend", Tag: "v1.0.0"}
-	if res, err := f.eng.Release(ctx, rel); err != nil || res.Outcome != engine.Blocked {
-		t.Fatalf("release before dev ran it: %+v %v, want blocked", res, err)
-	}
 	res, err := f.eng.Push(ctx, msg("l", 7, "latest"))
 	if err != nil {
 		t.Fatal(err)

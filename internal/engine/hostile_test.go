@@ -74,28 +74,23 @@ func (f *failTagDigest) TagDigest(ctx context.Context, image, tag string) (strin
 	return f.Ledger.TagDigest(ctx, image, tag)
 }
 
-// TestBlockedPromotionOutage: when dev pins the digest a blocked release
-// waits for, and the ledger fails while pinroll re-checks that release, the
-// delivery fails as transient (redelivered) rather than leaving prod
-// blocked unseen; the redelivery promotes (issue 8.6).
-func TestBlockedPromotionOutage(t *testing.T) {
-	t.Parallel()
-	var fl *failTagDigest
-	f := newFixture(t, with{
-		ledger: func(l ledger.Ledger) ledger.Ledger { fl = &failTagDigest{Ledger: l}; return fl },
-		config: func(gitDir string) *config.Config {
-			c, err := config.Parse([]byte(fmt.Sprintf(`git: {repo: %s}
+// requireFixture is a fixture where prod takes releases once dev ran their
+// digest (release.require), with release v1.0.0 pushed and blocked; wrap,
+// when set, wraps the ledger.
+func requireFixture(t *testing.T, wrap func(ledger.Ledger) ledger.Ledger) *fixture {
+	t.Helper()
+	f := newFixture(t, with{ledger: wrap, config: func(gitDir string) *config.Config {
+		c, err := config.Parse(fmt.Appendf(nil, `git: {repo: %s, min_interval: 1ns}
 images: [{name: server, repository: %s, source: acme/backend}]
 environments:
   - {name: dev, path: k8s/namespaces/backend/overlays/dev, track: latest}
   - {name: prod, path: k8s/namespaces/backend/overlays/prod, release: {require: dev}}
-`, gitDir, repo)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return c
-		},
-	})
+`, gitDir, repo))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}})
 	ctx := context.Background()
 	if _, err := f.eng.Push(ctx, msg("v", 7, "v1.0.0")); err != nil {
 		t.Fatal(err)
@@ -104,6 +99,18 @@ environments:
 	if res, err := f.eng.Release(ctx, rel); err != nil || res.Outcome != engine.Blocked {
 		t.Fatalf("release before dev ran it: %+v %v, want blocked", res, err)
 	}
+	return f
+}
+
+// TestBlockedPromotionOutage: when dev pins the digest a blocked release
+// waits for, and the ledger fails while pinroll re-checks that release, the
+// delivery fails as transient (redelivered) rather than leaving prod
+// blocked unseen; the redelivery promotes (issue 8.6).
+func TestBlockedPromotionOutage(t *testing.T) {
+	t.Parallel()
+	var fl *failTagDigest
+	f := requireFixture(t, func(l ledger.Ledger) ledger.Ledger { fl = &failTagDigest{Ledger: l}; return fl })
+	ctx := context.Background()
 	fl.failing.Store(true)
 	if _, err := f.eng.Push(ctx, msg("l", 7, "latest")); !errors.Is(err, engine.ErrTransient) {
 		t.Fatalf("dev pin with the ledger failing: %v, want a transient error (redelivered)", err)
