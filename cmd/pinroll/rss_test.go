@@ -381,6 +381,13 @@ func TestBuildLeavesOutGoPlugins(t *testing.T) {
 	if err != nil {
 		t.Skipf("go command not found: %v", err)
 	}
+	mk, err := os.ReadFile(filepath.Join("..", "..", "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "BUILD_FLAGS := " + defaultBuildFlags + "\n"; !strings.Contains(string(mk), want) {
+		t.Fatalf("the Makefile's build flags are not %q: keep defaultBuildFlags and the Makefile in step", want)
+	}
 	args := append([]string{"list", "-deps"}, strings.Fields(defaultBuildFlags)...)
 	out, err := exec.Command(goBin, append(args, ".")...).CombinedOutput()
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/pinroll/pinroll/internal/ledger"
 )
@@ -19,9 +20,17 @@ import (
 // may amend the commit before the pins it carried are recorded, and repoint
 // the ledger's pins (RepointPins) before those exist. [amends] closes it in
 // this process without making anyone wait: every amend and squash is noted
-// before its repoint; a recording names the commit that carries its pins
-// when it starts, and after its write repoints them itself when an amend was
-// noted meanwhile (its repoint may have come before the write).
+// before its repoint, and a recording checks after its write whether the
+// commit it recorded was replaced, and then repoints the pins itself. The
+// history entries keep the commit that carried their digest.
+//
+// Git has the effect before these writes start, so they are not cut short
+// when the request ends: a delivery that gave up still leaves the ledger
+// saying what git carries ([recordTimeout]).
+
+// recordTimeout bounds a ledger write that records what git already
+// carries; the request's own end does not cancel it.
+const recordTimeout = 30 * time.Second
 
 // durable collects the pins one delivery's reconciles made durable in git.
 type durable struct {
@@ -38,11 +47,11 @@ func (d *durable) add(pins []ledger.Pin, commit string) {
 }
 
 // amendLimit bounds the replaced commits [amends] remembers: a recording
-// follows its round within moments, so a few hundred amends back is plenty.
+// follows its round within moments, so a thousand amends back is plenty.
 const amendLimit = 1024
 
 // amends remembers which commit replaced which in this process (an amend,
-// or a squash's rewrite), for recordings that come after the repoint.
+// or a squash's rewrite), for recordings that end after the repoint.
 type amends struct {
 	mu    sync.Mutex
 	next  map[string]string // replaced → replacement
@@ -88,20 +97,20 @@ func (a *amends) carriers(commits []string) []string {
 	return out
 }
 
-// record runs write with pins renamed to the commits that carry them now.
-// When an amend of this process replaced one of those commits while write
-// ran, its repoint may have come before the write, so record repoints them.
-func (e *Engine) record(ctx context.Context, pins []ledger.Committed, write func([]ledger.Committed) error) error {
+// record runs write, which records pins, with a context the request's end
+// does not cancel. When an amend of this process has replaced the commit of
+// one of the pins (before or during write), its repoint may have come before
+// the write: record then repoints those pins to the commit that carries them
+// now.
+func (e *Engine) record(ctx context.Context, pins []ledger.Committed, write func(context.Context, []ledger.Committed) error) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	if err := write(ctx, pins); err != nil {
+		return err
+	}
 	commits := make([]string, len(pins))
 	for i, p := range pins {
 		commits[i] = p.Commit
-	}
-	commits = e.amends.carriers(commits)
-	for i := range pins {
-		pins[i].Commit = commits[i]
-	}
-	if err := write(pins); err != nil {
-		return err
 	}
 	moved := map[string]string{}
 	for i, c := range e.amends.carriers(commits) {
@@ -124,7 +133,7 @@ func (e *Engine) commitPins(ctx context.Context, pins []ledger.Pin, commit strin
 
 // commitDurable records the pins of d, for a caller with no delivery to mark.
 func (e *Engine) commitDurable(ctx context.Context, d *durable) error {
-	return e.record(ctx, d.pins, func(pins []ledger.Committed) error {
+	return e.record(ctx, d.pins, func(ctx context.Context, pins []ledger.Committed) error {
 		for _, c := range pins {
 			if err := e.ledger.CommitPin(ctx, c.Pin, c.Commit, c.At); err != nil {
 				return fmt.Errorf("%w: record pin %s/%s at %s: %w", ErrTransient, c.Pin.Env, c.Pin.Image, short(c.Commit), err)
@@ -137,7 +146,7 @@ func (e *Engine) commitDurable(ctx context.Context, d *durable) error {
 // markDelivery records the pins of d and marks delivery handled with outcome,
 // in one ledger write.
 func (e *Engine) markDelivery(ctx context.Context, delivery string, outcome Outcome, d *durable) error {
-	return e.record(ctx, d.pins, func(pins []ledger.Committed) error {
+	return e.record(ctx, d.pins, func(ctx context.Context, pins []ledger.Committed) error {
 		return e.ledger.MarkDelivery(ctx, delivery, string(outcome), pins...)
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -88,21 +89,38 @@ func TestLateRecordNamesTheCarrier(t *testing.T) {
 			t.Errorf("pin dev/%s = %+v (%v, %v), want it recorded at the tip %s, not %s", img, p, ok, err, tip, first)
 		}
 	}
+	// History keeps the commit that made the server's pin durable.
+	h, err := f.ledger.History(ctx, ledger.HistoryQuery{Env: "dev", Image: "server"})
+	if err != nil || len(h) != 1 || h[0].Commit != first {
+		t.Errorf("server history = %+v (%v), want one entry at %s", h, err, first)
+	}
 }
 
-// stallMove holds every branch move until release is closed, saying on
-// moving when the first one got there.
-type stallMove struct {
-	gitops.Repo
-	moving  chan struct{}
-	release chan struct{}
-	once    sync.Once
-}
-
-func (s *stallMove) MoveBranch(ctx context.Context, branch, from, to string) error {
-	s.once.Do(func() { close(s.moving) })
-	<-s.release
-	return s.Repo.MoveBranch(ctx, branch, from, to)
+// TestGivingUpAfterItsRoundStillRecords: a delivery whose request ends after
+// its round moved the branch, while it records what git carries, still
+// leaves the ledger saying so: git has the effect, so the write is not cut
+// short with the request.
+func TestGivingUpAfterItsRoundStillRecords(t *testing.T) {
+	t.Parallel()
+	hold := &holdMark{id: "gar/m1", held: make(chan struct{}), release: make(chan struct{})}
+	f := newFixture(t, with{ledger: func(l ledger.Ledger) ledger.Ledger { hold.Ledger = l; return hold }})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { _, err := f.eng.Push(ctx, msg("m1", 1, "latest")); done <- err }()
+	<-hold.held
+	cancel()
+	close(hold.release)
+	if err := <-done; err != nil {
+		t.Fatalf("push: %v", err)
+	}
+	tip := gittest.Log(t, f.gitDir, "main")[0].SHA
+	p, ok, err := f.ledger.Pin(context.Background(), "dev", "server")
+	if err != nil || !ok || p.Commit != tip || p.Digest != msg("", 1, "").Digest {
+		t.Fatalf("pin = %+v (%v, %v), want it recorded at the tip %s", p, ok, err, tip)
+	}
+	if _, ok, _ := f.ledger.Delivery(context.Background(), "gar/m1"); !ok {
+		t.Fatal("the delivery's effect is durable, yet it is not marked handled")
+	}
 }
 
 // TestRoundNobodyWaitsForRecordsItself: a delivery that gives up while its
@@ -110,7 +128,7 @@ func (s *stallMove) MoveBranch(ctx context.Context, branch, from, to string) err
 // round records them itself, so the ledger says what git carries.
 func TestRoundNobodyWaitsForRecordsItself(t *testing.T) {
 	t.Parallel()
-	stall := &stallMove{moving: make(chan struct{}), release: make(chan struct{})}
+	stall := &stallBranch{branch: "main", moving: make(chan struct{}), release: make(chan struct{})}
 	f := newFixture(t, with{repo: func(r gitops.Repo) gitops.Repo { stall.Repo = r; return stall }})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -162,5 +180,73 @@ func TestPushUnblocksRequiredRelease(t *testing.T) {
 	}
 	if y := string(gittest.File(t, f.gitDir, "main", "k8s/namespaces/backend/overlays/prod/kustomization.yaml")); !strings.Contains(y, msg("", 7, "").Digest) {
 		t.Fatalf("prod not pinned:\n%s", y)
+	}
+}
+
+// stallBranch holds the moves of one branch until release is closed, saying
+// on moving when the first one got there.
+type stallBranch struct {
+	gitops.Repo
+	branch  string
+	moving  chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (s *stallBranch) MoveBranch(ctx context.Context, branch, from, to string) error {
+	if branch == s.branch {
+		s.once.Do(func() { close(s.moving) })
+		<-s.release
+	}
+	return s.Repo.MoveBranch(ctx, branch, from, to)
+}
+
+// TestLateRecordKeepsHistoryHonest: a delivery for environments on two
+// branches records its pins after both rounds. When a newer pin amended the
+// first branch's commit meanwhile, the history entry must still name the
+// commit that carried this delivery's digest, not the amend that replaced it.
+func TestLateRecordKeepsHistoryHonest(t *testing.T) {
+	t.Parallel()
+	stall := &stallBranch{branch: "other", moving: make(chan struct{}), release: make(chan struct{})}
+	f := newFixture(t, with{
+		repo: func(r gitops.Repo) gitops.Repo { stall.Repo = r; return stall },
+		config: func(gitDir string) *config.Config {
+			if out, err := exec.Command("git", "-C", gitDir, "branch", "other", "main").CombinedOutput(); err != nil {
+				t.Fatalf("git branch: %v\n%s", err, out)
+			}
+			c, err := config.Parse(fmt.Appendf(nil, `git: {repo: %s, min_interval: 1ns}
+images: [{name: server, repository: %s}]
+environments:
+  - {name: dev, path: k8s/namespaces/backend/overlays/dev, track: latest}
+  - {name: stg, branch: other, path: k8s/namespaces/backend/overlays/dev, track: latest}
+`, gitDir, repo))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c
+		}})
+	ctx := context.Background()
+	first := make(chan error, 1)
+	go func() { _, err := f.eng.Push(ctx, msg("s1", 1, "latest")); first <- err }()
+	<-stall.moving // main carries digest 1; the move of other waits
+	carried := gittest.Log(t, f.gitDir, "main")[0].SHA
+	second := make(chan error, 1)
+	go func() { _, err := f.eng.Push(ctx, msg("s2", 2, "latest")); second <- err }()
+	deadline := time.Now().Add(10 * time.Second)
+	for gittest.Log(t, f.gitDir, "main")[0].SHA == carried {
+		if time.Now().After(deadline) {
+			t.Fatal("the second pin never amended main")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(stall.release)
+	for _, ch := range []chan error{first, second} {
+		if err := <-ch; err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, err := f.ledger.History(ctx, ledger.HistoryQuery{Env: "dev", Image: "server", Digest: msg("", 1, "").Digest})
+	if err != nil || len(h) != 1 || h[0].Commit != carried {
+		t.Fatalf("dev history of digest 1 = %+v (%v), want one entry at %s, the commit that carried it", h, err, carried)
 	}
 }

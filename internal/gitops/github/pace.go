@@ -101,7 +101,8 @@ func (b *bucket) need(n float64) time.Duration {
 
 // wait takes a token of every bucket, waiting for the scarcest when one has
 // none; a wait that would end past ctx's deadline takes nothing and fails at
-// once with ErrRateLimited (retry after the wait).
+// once with ErrRateLimited (retry after the wait), and a wait ctx cuts short
+// gives its token back.
 func (p *pacer) wait(ctx context.Context) error {
 	if p == nil || len(p.buckets) == 0 {
 		return nil
@@ -131,6 +132,14 @@ func (p *pacer) wait(ctx context.Context) error {
 	case <-t.C:
 		return nil
 	case <-ctx.Done():
+		// The request was never sent: its slot goes back to the buckets.
+		p.mu.Lock()
+		now := time.Now()
+		for _, b := range p.buckets {
+			b.refill(now)
+			b.tokens = min(b.burst, b.tokens+1)
+		}
+		p.mu.Unlock()
 		return fmt.Errorf("pacing writes: %w", context.Cause(ctx))
 	}
 }

@@ -126,3 +126,24 @@ func TestPacerKeepsEveryWindow(t *testing.T) {
 		t.Errorf("20 requests took %v, want the longer window's pace (about 3.4 s)", took)
 	}
 }
+
+// TestPacerCanceledWaitsGiveBack: a write whose wait is cut short was never
+// sent, so it does not keep a slot: after five abandoned waits the next write
+// waits what it would on a pacer nobody abandoned.
+func TestPacerCanceledWaitsGiveBack(t *testing.T) {
+	t.Parallel()
+	p := newPacer(0, []WriteLimit{{N: 4, Per: 4 * time.Second}}) // burst 1, then one every 2 s
+	if err := p.wait(context.Background()); err != nil {         // spends the burst
+		t.Fatal(err)
+	}
+	for range 5 {
+		ctx, cancel := context.WithCancel(context.Background()) // no deadline: the wait starts
+		time.AfterFunc(10*time.Millisecond, cancel)
+		if err := p.wait(ctx); err == nil {
+			t.Fatal("a wait cut short succeeded")
+		}
+	}
+	if d := p.writeTime(1); d > 2500*time.Millisecond {
+		t.Errorf("after five abandoned waits the next write waits %s, want at most 2 s", d)
+	}
+}

@@ -451,7 +451,8 @@ func (r *Repo) writeCommit(ctx context.Context, c gitops.NewCommit) (plumbing.Ha
 // it: a commit writes about eight objects in as many directories, and one
 // flush costs a quarter of syncing each file and directory (about 1 ms
 // against 4 ms on ext4). Where syncfs is missing, each object file, each
-// objects/xx directory once, then objects/ are synced. An object that is not
+// objects/xx directory once, then objects/ are synced. (Linux before 5.8
+// does not report a write-back error through syncfs.) An object that is not
 // loose (it was in a pack) is durable already.
 func (r *Repo) syncLoose(hs []plumbing.Hash) error {
 	objects := filepath.Join(r.gitDir, "objects")
