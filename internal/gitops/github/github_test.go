@@ -34,10 +34,13 @@ func seedFiles() map[string][]byte {
 	}
 }
 
-// newFake starts a fake GitHub for owner/repo with files on main.
+// newFake returns a fake GitHub without its secondary write limits: the
+// clients of these tests are unpaced (tests of the limits set them).
 func newFake(t *testing.T, files map[string][]byte) *fakegithub.Server {
 	t.Helper()
-	return fakegithub.New(t, "acme", "gitops", "main", files)
+	f := fakegithub.New(t, "acme", "gitops", "main", files)
+	f.SetContentLimits()
+	return f
 }
 
 // newRepo returns a backend for f with fast retries; opts may adjust its
