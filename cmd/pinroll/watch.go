@@ -11,6 +11,7 @@ import (
 	"github.com/pinroll/pinroll/internal/config"
 	"github.com/pinroll/pinroll/internal/gar"
 	"github.com/pinroll/pinroll/internal/logging"
+	"github.com/pinroll/pinroll/internal/retry"
 	"github.com/pinroll/pinroll/internal/server"
 )
 
@@ -113,10 +114,7 @@ func (w *watcher) handle(ctx context.Context, m *pubsub.Message) {
 	msg, err := gar.ParseData(m.Data)
 	msg.ID, msg.PublishTime = m.ID, m.PublishTime.UTC()
 	if _, err := server.PushGAR(ctx, w.eng, msg, err); err != nil {
-		select {
-		case <-time.After(nackDelay):
-		case <-w.stop.Done():
-		}
+		_ = retry.Sleep(w.stop, nackDelay) // cut short by the stop: nack at once
 		m.Nack()
 		return
 	}

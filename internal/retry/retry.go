@@ -82,7 +82,7 @@ func (p Policy) Do(ctx context.Context, fn func(attempt int) error) error {
 		if p.OnRetry != nil {
 			p.OnRetry(attempt, wait, err)
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := Sleep(ctx, wait); err != nil {
 			return fmt.Errorf("wait to retry: %w (after: %w)", err, a.err)
 		}
 	}
@@ -104,8 +104,8 @@ func (p Policy) backoff(n int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// sleep waits d, or until ctx ends; it returns the context's cause then.
-func sleep(ctx context.Context, d time.Duration) error {
+// Sleep waits d, or until ctx ends; it returns the context's cause then.
+func Sleep(ctx context.Context, d time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return context.Cause(ctx)
 	}

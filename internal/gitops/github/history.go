@@ -107,25 +107,9 @@ func (r *Repo) snapshot(ctx context.Context, raw json.RawMessage, paths []string
 			return gitops.Snapshot{}, fmt.Errorf("commit %s: committer: %w", short(n.OID), err)
 		}
 	}
-	var aliases map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &aliases); err != nil {
-		return gitops.Snapshot{}, fmt.Errorf("decode files: %w", err)
-	}
-	files := make(map[string][]byte, len(paths))
-	for i, p := range paths {
-		f := aliases[fmt.Sprintf("f%d", i)]
-		if len(f) == 0 || string(f) == "null" {
-			continue
-		}
-		var e fileEntry
-		if err := json.Unmarshal(f, &e); err != nil {
-			return gitops.Snapshot{}, fmt.Errorf("decode %s: %w", p, err)
-		}
-		b, err := r.fileContent(ctx, p, e)
-		if err != nil {
-			return gitops.Snapshot{}, fmt.Errorf("%s at %s: %w", p, short(c.SHA), err)
-		}
-		files[p] = b
+	files, err := r.aliasedFiles(ctx, c, paths, raw)
+	if err != nil {
+		return gitops.Snapshot{}, err
 	}
 	return gitops.Snapshot{Commit: c, Files: files}, nil
 }
@@ -177,27 +161,17 @@ func (r *Repo) history(ctx context.Context, branch string, stop func(gitops.Comm
 		for i, p := range paths {
 			vars[fmt.Sprintf("p%d", i)] = p
 		}
-		var data struct {
-			Repository *struct {
-				ID     string `json:"id"`
-				Ref    *historyStart
-				Object *historyStart
-			} `json:"repository"`
+		var repo struct {
+			Ref    *historyStart
+			Object *historyStart
 		}
-		reqID, gerrs, err := r.graphql(ctx, historyQuery(len(paths), next == ""), vars, &data)
+		reqID, err := r.queryRepository(ctx, historyQuery(len(paths), next == ""), vars, &repo)
 		if err != nil {
 			return nil, err
 		}
-		if gerrs != nil {
-			return nil, gerrs
-		}
-		if data.Repository == nil {
-			return nil, fmt.Errorf("repository not found (X-GitHub-Request-Id %s)", reqID)
-		}
-		r.setRepoID(data.Repository.ID)
-		start := data.Repository.Object
+		start := repo.Object
 		if next == "" {
-			start = data.Repository.Ref
+			start = repo.Ref
 		}
 		if start == nil || start.commits() == nil {
 			if next == "" {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/pinroll/pinroll/internal/retry"
 )
 
 // WriteLimit is a cap on content-creating requests: at most N in any Per.
@@ -126,12 +128,7 @@ func (p *pacer) wait(ctx context.Context) error {
 	if d <= 0 {
 		return nil
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
+	if err := retry.Sleep(ctx, d); err != nil {
 		// The request was never sent: its slot goes back to the buckets.
 		p.mu.Lock()
 		now := time.Now()
@@ -140,8 +137,9 @@ func (p *pacer) wait(ctx context.Context) error {
 			b.tokens = min(b.burst, b.tokens+1)
 		}
 		p.mu.Unlock()
-		return fmt.Errorf("pacing writes: %w", context.Cause(ctx))
+		return fmt.Errorf("pacing writes: %w", err)
 	}
+	return nil
 }
 
 // writeTime is the least time n more requests take from now.

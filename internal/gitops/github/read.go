@@ -156,27 +156,38 @@ func (r *Repo) read(ctx context.Context, branch string, paths []string) (gitops.
 		return gitops.Snapshot{}, fmt.Errorf("branch %q: answer lacks the commit or tree oid", branch)
 	}
 
-	var aliases map[string]json.RawMessage
-	if err := json.Unmarshal(data.Repository.Ref.Target, &aliases); err != nil {
-		return gitops.Snapshot{}, fmt.Errorf("decode files: %w", err)
+	files, err := r.aliasedFiles(ctx, c, uniq, data.Repository.Ref.Target)
+	if err != nil {
+		return gitops.Snapshot{}, err
 	}
-	files := make(map[string][]byte, len(uniq))
-	for i, p := range uniq {
-		raw := aliases[fmt.Sprintf("f%d", i)]
-		if len(raw) == 0 || string(raw) == "null" {
+	return gitops.Snapshot{Commit: c, Files: files}, nil
+}
+
+// aliasedFiles decodes the files a query asked for under the aliases f0, f1,
+// … (one per path, in order) from raw, the object that holds them, reading
+// each one's content; a path absent at commit c is left out.
+func (r *Repo) aliasedFiles(ctx context.Context, c gitops.Commit, paths []string, raw json.RawMessage) (map[string][]byte, error) {
+	var aliases map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &aliases); err != nil {
+		return nil, fmt.Errorf("decode files: %w", err)
+	}
+	files := make(map[string][]byte, len(paths))
+	for i, p := range paths {
+		f := aliases[fmt.Sprintf("f%d", i)]
+		if len(f) == 0 || string(f) == "null" {
 			continue // absent at this commit
 		}
 		var e fileEntry
-		if err := json.Unmarshal(raw, &e); err != nil {
-			return gitops.Snapshot{}, fmt.Errorf("decode %s: %w", p, err)
+		if err := json.Unmarshal(f, &e); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", p, err)
 		}
 		b, err := r.fileContent(ctx, p, e)
 		if err != nil {
-			return gitops.Snapshot{}, fmt.Errorf("%s at %s: %w", p, short(c.SHA), err)
+			return nil, fmt.Errorf("%s at %s: %w", p, short(c.SHA), err)
 		}
 		files[p] = b
 	}
-	return gitops.Snapshot{Commit: c, Files: files}, nil
+	return files, nil
 }
 
 // fileContent returns a file's bytes from the read's answer, or from the
@@ -251,35 +262,55 @@ func (r *Repo) repositoryID(ctx context.Context) (string, error) {
 	return data.Repository.ID, nil
 }
 
+// queryRepository runs query, whose answer is {"repository": {...}}, and
+// decodes that object into repo; it returns GitHub's request id. It fails on
+// GraphQL errors and when the repository is missing, and caches the
+// repository's node ID when the query selected it.
+func (r *Repo) queryRepository(ctx context.Context, query string, vars map[string]any, repo any) (string, error) {
+	var data struct {
+		Repository json.RawMessage `json:"repository"`
+	}
+	reqID, gerrs, err := r.graphql(ctx, query, vars, &data)
+	if err != nil {
+		return reqID, err
+	}
+	if gerrs != nil {
+		return reqID, gerrs
+	}
+	if len(data.Repository) == 0 || string(data.Repository) == "null" {
+		return reqID, fmt.Errorf("repository not found (X-GitHub-Request-Id %s)", reqID)
+	}
+	var id struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(data.Repository, &id) == nil && id.ID != "" {
+		r.setRepoID(id.ID)
+	}
+	if err := json.Unmarshal(data.Repository, repo); err != nil {
+		return reqID, fmt.Errorf("decode GraphQL answer (X-GitHub-Request-Id %s): %w", reqID, err)
+	}
+	return reqID, nil
+}
+
 // refOID returns where branch points now ("" if it does not exist).
 func (r *Repo) refOID(ctx context.Context, ref string) (string, error) {
-	var data struct {
-		Repository *struct {
-			ID  string `json:"id"`
-			Ref *struct {
-				Target *struct {
-					OID string `json:"oid"`
-				} `json:"target"`
-			} `json:"ref"`
-		} `json:"repository"`
+	var repo struct {
+		Ref *struct {
+			Target *struct {
+				OID string `json:"oid"`
+			} `json:"target"`
+		} `json:"ref"`
 	}
-	reqID, gerrs, err := r.graphql(ctx, `query PinrollRef($owner: String!, $name: String!, $ref: String!) {
+	_, err := r.queryRepository(ctx, `query PinrollRef($owner: String!, $name: String!, $ref: String!) {
   repository(owner: $owner, name: $name) { id ref(qualifiedName: $ref) { target { oid } } }
-}`, map[string]any{"owner": r.owner, "name": r.name, "ref": ref}, &data)
+}`, map[string]any{"owner": r.owner, "name": r.name, "ref": ref}, &repo)
 	if err != nil {
 		return "", err
 	}
-	if gerrs != nil {
-		return "", gerrs
-	}
-	if data.Repository == nil {
-		return "", fmt.Errorf("repository not found (X-GitHub-Request-Id %s)", reqID)
-	}
-	r.setRepoID(data.Repository.ID)
-	if data.Repository.Ref == nil || data.Repository.Ref.Target == nil {
+	if repo.Ref == nil || repo.Ref.Target == nil {
 		return "", nil
 	}
-	return data.Repository.Ref.Target.OID, nil
+	return repo.Ref.Target.OID, nil
 }
 
 // refName is the fully qualified name of a branch; see [gitops.CheckBranch].

@@ -25,24 +25,21 @@ func (r *Repo) listRefs(ctx context.Context, prefix string) (map[string]string, 
 	out := map[string]string{}
 	var after *string
 	for {
-		var data struct {
-			Repository *struct {
-				ID   string `json:"id"`
-				Refs *struct {
-					PageInfo struct {
-						HasNextPage bool   `json:"hasNextPage"`
-						EndCursor   string `json:"endCursor"`
-					} `json:"pageInfo"`
-					Nodes []struct {
-						Name   string `json:"name"`
-						Target *struct {
-							OID string `json:"oid"`
-						} `json:"target"`
-					} `json:"nodes"`
-				} `json:"refs"`
-			} `json:"repository"`
+		var repo struct {
+			Refs *struct {
+				PageInfo struct {
+					HasNextPage bool   `json:"hasNextPage"`
+					EndCursor   string `json:"endCursor"`
+				} `json:"pageInfo"`
+				Nodes []struct {
+					Name   string `json:"name"`
+					Target *struct {
+						OID string `json:"oid"`
+					} `json:"target"`
+				} `json:"nodes"`
+			} `json:"refs"`
 		}
-		reqID, gerrs, err := r.graphql(ctx, `query PinrollRefs($owner: String!, $name: String!, $prefix: String!, $after: String) {
+		_, err := r.queryRepository(ctx, `query PinrollRefs($owner: String!, $name: String!, $prefix: String!, $after: String) {
   repository(owner: $owner, name: $name) {
     id
     refs(refPrefix: $prefix, first: 100, after: $after) {
@@ -50,29 +47,22 @@ func (r *Repo) listRefs(ctx context.Context, prefix string) (map[string]string, 
       nodes { name target { oid } }
     }
   }
-}`, map[string]any{"owner": r.owner, "name": r.name, "prefix": prefix, "after": after}, &data)
+}`, map[string]any{"owner": r.owner, "name": r.name, "prefix": prefix, "after": after}, &repo)
 		if err != nil {
 			return nil, err
 		}
-		if gerrs != nil {
-			return nil, gerrs
-		}
-		if data.Repository == nil {
-			return nil, fmt.Errorf("repository not found (X-GitHub-Request-Id %s)", reqID)
-		}
-		r.setRepoID(data.Repository.ID)
-		if data.Repository.Refs == nil {
+		if repo.Refs == nil {
 			return out, nil
 		}
-		for _, n := range data.Repository.Refs.Nodes {
+		for _, n := range repo.Refs.Nodes {
 			if n.Target != nil {
 				out[prefix+n.Name] = n.Target.OID
 			}
 		}
-		if !data.Repository.Refs.PageInfo.HasNextPage {
+		if !repo.Refs.PageInfo.HasNextPage {
 			return out, nil
 		}
-		c := data.Repository.Refs.PageInfo.EndCursor
+		c := repo.Refs.PageInfo.EndCursor
 		after = &c
 	}
 }
@@ -178,26 +168,17 @@ func (r *Repo) refOIDs(ctx context.Context, updates []gitops.RefUpdate) ([]strin
 		fmt.Fprintf(&b, "    r%d: ref(qualifiedName: $r%d) { target { oid } }\n", i, i)
 	}
 	b.WriteString("  }\n}\n")
-	var data struct {
-		Repository map[string]*struct {
-			Target *struct {
-				OID string `json:"oid"`
-			} `json:"target"`
-		} `json:"repository"`
+	var repo map[string]*struct {
+		Target *struct {
+			OID string `json:"oid"`
+		} `json:"target"`
 	}
-	reqID, gerrs, err := r.graphql(ctx, b.String(), vars, &data)
-	if err != nil {
+	if _, err := r.queryRepository(ctx, b.String(), vars, &repo); err != nil {
 		return nil, err
-	}
-	if gerrs != nil {
-		return nil, gerrs
-	}
-	if data.Repository == nil {
-		return nil, fmt.Errorf("repository not found (X-GitHub-Request-Id %s)", reqID)
 	}
 	out := make([]string, len(updates))
 	for i := range updates {
-		if ref := data.Repository[fmt.Sprintf("r%d", i)]; ref != nil && ref.Target != nil {
+		if ref := repo[fmt.Sprintf("r%d", i)]; ref != nil && ref.Target != nil {
 			out[i] = ref.Target.OID
 		}
 	}
